@@ -1,0 +1,33 @@
+from django.contrib import admin, messages
+
+from apps.deadletters.models import DeadLetter
+from apps.deadletters.services import deadletter_replay
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    list_display = ["task_name", "source", "created_at", "attempts", "short_error", "replay_count", "replayed_at"]
+    list_filter = ["source", "task_name", ("replayed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["task_name", "task_id", "error"]
+    readonly_fields = [f.name for f in DeadLetter._meta.fields]
+    actions = ["replay"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="error")
+    def short_error(self, obj: DeadLetter) -> str:
+        return obj.error[:120]
+
+    @admin.action(description="Replay the selected dead letters")
+    def replay(self, request, queryset):
+        replayable = queryset.filter(source="task")
+        for dead_letter in replayable:
+            deadletter_replay(dead_letter=dead_letter)
+        self.message_user(request, f"Replayed {replayable.count()} task(s).", messages.SUCCESS)
+        skipped = queryset.count() - replayable.count()
+        if skipped:
+            self.message_user(
+                request, f"{skipped} non-task dead letter(s) cannot be replayed as tasks.", messages.WARNING
+            )
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from celery import current_app
+from django.db import transaction
+from django.utils import timezone
+
+from apps.deadletters.models import DeadLetter
+
+
+def deadletter_record(*, task_name: str, error: str, **fields) -> DeadLetter:
+    return DeadLetter.objects.create(task_name=task_name, error=error[:10_000], **fields)
+
+
+def deadletter_replay(*, dead_letter: DeadLetter) -> str:
+    """Send the task again with its original arguments; safe because every task is idempotent."""
+    result = current_app.send_task(dead_letter.task_name, args=dead_letter.args, kwargs=dead_letter.kwargs)
+    with transaction.atomic():
+        DeadLetter.objects.filter(pk=dead_letter.pk).update(
+            replay_count=dead_letter.replay_count + 1, replayed_at=timezone.now(), last_replay_task_id=result.id
+        )
+    return result.id

@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.accounts.permissions import request_device
+from apps.accounts.roles import Role
+from apps.core.errors import ApplicationError
+from apps.devices.models import Device, Sensor, SensorType
+from apps.devices.services import device_create, device_record_heartbeat, device_rotate_key, sensor_create
+from apps.locations.api import SubtreeFilter
+from apps.locations.models import Location
+
+
+class SensorTypeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SensorType
+        fields = ["id", "code", "name", "unit", "description", "plausible_min", "plausible_max"]
+
+    def validate(self, attrs):
+        low = attrs.get("plausible_min", getattr(self.instance, "plausible_min", None))
+        high = attrs.get("plausible_max", getattr(self.instance, "plausible_max", None))
+        if low is not None and high is not None and low >= high:
+            raise serializers.ValidationError({"plausible_max": ["Must be greater than plausible_min."]})
+        return attrs
+
+
+class SensorTypeViewSet(viewsets.ModelViewSet):
+    queryset = SensorType.objects.all()
+    serializer_class = SensorTypeSerializer
+    filterset_fields = ["code", "unit"]
+    search_fields = ["code", "name"]
+    ordering_fields = ["id", "code", "name"]
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    location = serializers.PrimaryKeyRelatedField(queryset=Location.objects.all(), allow_null=True, required=False)
+    location_path = serializers.CharField(source="location.full_path", read_only=True, default=None)
+    ingest_key_prefix = serializers.CharField(read_only=True, help_text="First characters of the current key.")
+
+    class Meta:
+        model = Device
+        fields = [
+            "id",
+            "device_id",
+            "name",
+            "manufacturer",
+            "model",
+            "location",
+            "location_path",
+            "status",
+            "connection_status",
+            "last_seen",
+            "fw_version",
+            "metadata",
+            "payload_adapter",
+            "offline_after_s",
+            "ingest_key_prefix",
+            "ingest_key_rotated_at",
+            "last_seq",
+            "seq_gaps",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "connection_status",
+            "last_seen",
+            "ingest_key_rotated_at",
+            "last_seq",
+            "seq_gaps",
+            "created_at",
+            "updated_at",
+        ]
+
+    def validate_metadata(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+
+class DeviceWithKeySerializer(DeviceSerializer):
+    ingest_key = serializers.CharField(read_only=True, help_text="Shown only in this response; store it now.")
+
+    class Meta(DeviceSerializer.Meta):
+        fields = DeviceSerializer.Meta.fields + ["ingest_key"]
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    fw_version = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+
+class DeviceFilter(django_filters.FilterSet):
+    location = SubtreeFilter(field="location")
+    has_sensor_type = django_filters.CharFilter(field_name="sensors__sensor_type__code", distinct=True)
+
+    class Meta:
+        model = Device
+        fields = ["status", "connection_status", "manufacturer", "model", "fw_version"]
+
+
+class DeviceViewSet(viewsets.ModelViewSet):
+    queryset = Device.objects.select_related("location")
+    serializer_class = DeviceSerializer
+    filterset_class = DeviceFilter
+    search_fields = ["device_id", "name", "manufacturer", "model"]
+    ordering_fields = ["id", "device_id", "name", "last_seen", "status", "connection_status", "created_at"]
+    device_actions = ("heartbeat",)
+    action_roles = {"heartbeat": Role.OPERATOR}
+
+    @extend_schema(responses={201: DeviceWithKeySerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        device, key = device_create(**serializer.validated_data)
+        device.ingest_key = key
+        return Response(DeviceWithKeySerializer(device).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: DeviceWithKeySerializer}, summary="Issue a new ingest key")
+    @action(detail=True, methods=["post"], url_path="rotate-key")
+    def rotate_key(self, request, pk=None):
+        device = self.get_object()
+        device.ingest_key = device_rotate_key(device=device)
+        return Response(DeviceWithKeySerializer(device).data)
+
+    @extend_schema(
+        request=HeartbeatSerializer,
+        responses={200: DeviceSerializer, 403: OpenApiResponse(description="A device key for another device.")},
+        summary="Record a heartbeat (device key of this device, or an operator)",
+    )
+    @action(detail=True, methods=["post"])
+    def heartbeat(self, request, pk=None):
+        device = self.get_object()
+        caller = request_device(request)
+        if caller is not None and caller.pk != device.pk:
+            raise ApplicationError("A device key may only send heartbeats for its own device.", status_code=403)
+        serializer = HeartbeatSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        device = device_record_heartbeat(device=device, fw_version=serializer.validated_data.get("fw_version"))
+        return Response(DeviceSerializer(device).data)
+
+
+class SensorSerializer(serializers.ModelSerializer):
+    key = serializers.CharField(max_length=300, required=False, help_text="Defaults to device_id/type_code[/channel].")
+    location = serializers.PrimaryKeyRelatedField(queryset=Location.objects.all(), allow_null=True, required=False)
+    device_external_id = serializers.CharField(source="device.device_id", read_only=True)
+    sensor_type_code = serializers.CharField(source="sensor_type.code", read_only=True)
+    unit = serializers.CharField(source="sensor_type.unit", read_only=True)
+
+    class Meta:
+        model = Sensor
+        fields = [
+            "id",
+            "key",
+            "device",
+            "device_external_id",
+            "sensor_type",
+            "sensor_type_code",
+            "unit",
+            "channel",
+            "name",
+            "location",
+            "created_at",
+        ]
+        read_only_fields = ["created_at"]
+        validators: list = []  # uniqueness is checked in validate() so the error names a field
+
+    def validate(self, attrs):
+        device = attrs.get("device", getattr(self.instance, "device", None))
+        sensor_type = attrs.get("sensor_type", getattr(self.instance, "sensor_type", None))
+        channel = attrs.get("channel", getattr(self.instance, "channel", ""))
+        clash = Sensor.objects.filter(device=device, sensor_type=sensor_type, channel=channel)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError(
+                {"channel": ["This device already has a sensor of this type and channel."]}
+            )
+        if "key" in attrs:
+            taken = Sensor.objects.filter(key=attrs["key"])
+            if self.instance is not None:
+                taken = taken.exclude(pk=self.instance.pk)
+            if taken.exists():
+                raise serializers.ValidationError({"key": [f"'{attrs['key']}' is taken."]})
+        return attrs
+
+
+class SensorFilter(django_filters.FilterSet):
+    location = SubtreeFilter(field="location")
+    sensor_type_code = django_filters.CharFilter(field_name="sensor_type__code")
+    device_external_id = django_filters.CharFilter(field_name="device__device_id")
+
+    class Meta:
+        model = Sensor
+        fields = ["device", "sensor_type", "channel", "key"]
+
+
+class SensorViewSet(viewsets.ModelViewSet):
+    queryset = Sensor.objects.select_related("device", "sensor_type")
+    serializer_class = SensorSerializer
+    filterset_class = SensorFilter
+    search_fields = ["key", "name", "device__device_id"]
+    ordering_fields = ["id", "key", "created_at"]
+
+    def perform_create(self, serializer):
+        serializer.instance = sensor_create(**serializer.validated_data)

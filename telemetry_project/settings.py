@@ -1,0 +1,239 @@
+"""Settings for the telemetry backend, read from the environment (see docker/.env.example)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kombu import Queue
+
+from telemetry_project.env import (
+    env,
+    env_bool,
+    env_choice,
+    env_database,
+    env_float,
+    env_int,
+    env_list,
+    env_redis_url,
+    env_str,
+    env_time_zone,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# A local .env (written by `make setup`, never committed) fills in what the real environment does not set.
+env.read_env(BASE_DIR / ".env")
+
+DEBUG = env_bool("DEBUG", False)
+# The development default keeps `make run` working on a fresh machine; production must set its own.
+SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-change-me" if DEBUG else None)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "apps.core",
+    "apps.accounts",
+    "apps.locations",
+    "apps.devices",
+    "apps.thresholds",
+    "apps.deadletters",
+    "apps.ingest",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "telemetry_project.urls"
+WSGI_APPLICATION = "telemetry_project.wsgi.application"
+ASGI_APPLICATION = "telemetry_project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env_database("DATABASE_URL", "postgres://postgres@localhost:5432/telemetry")}
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {})
+DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "test_telemetry")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_redis_url("REDIS_URL", "redis://localhost:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "telemetry",
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_time_zone("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Lets the development server and tests serve admin assets without collectstatic.
+WHITENOISE_USE_FINDERS = True
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+
+# --- REST API -------------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "apps.devices.authentication.DeviceKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.permissions.RolePermission"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DATETIME_FORMAT": "iso-8601",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Telemetry API",
+    "DESCRIPTION": (
+        "Readings in, configuration, real-time status and history out. Authenticate people and integrations with "
+        "`Authorization: Token <token>` (from `POST /api/v1/auth/token/`) and devices with "
+        '`Authorization: Device <ingest key>`. Every 4xx answer has the shape `{"detail": ..., "errors": {...}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "DeviceStatusEnum": "apps.devices.models.Device.Status",
+        "ConnectionStatusEnum": "apps.devices.models.Device.ConnectionStatus",
+        "LocationKindEnum": "apps.locations.models.Location.Kind",
+        "BatchStatusEnum": "apps.ingest.models.IngestBatch.Status",
+        "RealtimeStatusEnum": "apps.ingest.selectors.RealtimeStatus",
+    },
+}
+
+# --- Celery ---------------------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_redis_url("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = (Queue("ingest"), Queue("alerts"), Queue("default"))
+CELERY_TASK_ROUTES = {
+    "ingest.*": {"queue": "ingest"},
+    "alerts.*": {"queue": "alerts"},
+    "housekeeping.*": {"queue": "default"},
+}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message at a time per process: with late acks a prefetched batch would wait behind a slow one.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150, minimum=1)
+# An unacknowledged message (its worker died) is handed to another worker after this many seconds. It must be
+# longer than the longest task, and countdown/eta tasks further out than this are redelivered early: keep
+# retries' backoff below it (docs/operations.md).
+CELERY_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT_S", 60, minimum=5)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE: dict = {}
+TASK_MAX_RETRIES = env_int("TASK_MAX_RETRIES", 5, minimum=0)
+TASK_RETRY_BACKOFF_MAX_S = env_int("TASK_RETRY_BACKOFF_MAX_S", 30, minimum=1)
+
+# --- Storage --------------------------------------------------------------------------------------------------
+TIMESCALEDB = env_choice("TIMESCALEDB", "auto", {"auto", "on", "off"})
+TIMESCALEDB_CHUNK_DAYS = env_int("TIMESCALEDB_CHUNK_DAYS", 1, minimum=1)
+TIMESCALEDB_COMPRESS_AFTER_DAYS = env_int("TIMESCALEDB_COMPRESS_AFTER_DAYS", 7, minimum=1)
+READINGS_RETENTION_DAYS = env_int("READINGS_RETENTION_DAYS", 90, minimum=1)
+
+# --- Ingest ---------------------------------------------------------------------------------------------------
+INGEST_MAX_READINGS_PER_REQUEST = env_int("INGEST_MAX_READINGS_PER_REQUEST", 10_000, minimum=1)
+INGEST_MAX_FUTURE_SKEW_S = env_int("INGEST_MAX_FUTURE_SKEW_S", 300, minimum=0)
+INGEST_REJECT_SAMPLES = env_int("INGEST_REJECT_SAMPLES", 20, minimum=0)
+INGEST_SENSOR_CACHE_S = env_int("INGEST_SENSOR_CACHE_S", 60, minimum=0)
+REALTIME_STALE_AFTER_S = env_int("REALTIME_STALE_AFTER_S", 900, minimum=1)
+DEVICE_OFFLINE_AFTER_S = env_int("DEVICE_OFFLINE_AFTER_S", 600, minimum=1)
+# Field-name maps for the flat record format, by adapter name (see apps/ingest/adapters.py).
+INGEST_FLAT_FIELD_MAPS = {
+    "flat": {
+        "temperature_c": "temperature",
+        "temperature": "temperature",
+        "humidity": "humidity",
+        "humidity_pct": "humidity",
+        "pcv_temperature": "pcv_temperature",
+        "voltage_dc": "voltage_dc",
+        "voltage_v": "voltage_dc",
+        "current_dc": "current_dc",
+        "current_a": "current_dc",
+    },
+}
+
+HEALTH_CHECK_TIMEOUT_S = env_float("HEALTH_CHECK_TIMEOUT_S", 2.0, minimum=0.1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

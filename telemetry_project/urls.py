@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core import health
+
+api_v1 = [
+    path("", include("apps.accounts.urls")),
+    path("", include("apps.locations.urls")),
+    path("", include("apps.devices.urls")),
+    path("", include("apps.thresholds.urls")),
+    path("", include("apps.ingest.urls")),
+]
+
+urlpatterns = [
+    path("health", health.liveness, name="health"),
+    path("health/ready", health.readiness, name="health-ready"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+admin.site.site_header = "Telemetry administration"
+admin.site.site_title = "Telemetry"

@@ -1,0 +1,12 @@
+"""Settings for the test suite: the real settings with test-only environment defaults."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("DEBUG", "false")
+# A Redis database of its own, so a running development system and the tests never share queues or cache.
+os.environ.setdefault("REDIS_URL", "redis://localhost:6379/15")
+
+from telemetry_project.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,8 @@
+from workers.base import TelemetryTask
+from workers.celery import app
+
+
+@app.task(base=TelemetryTask, name="housekeeping.ping")
+def ping() -> str:
+    """Answers "pong": lets tests and operators check that a worker consumes the default queue."""
+    return "pong"
