@@ -195,7 +195,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "ingest-requeue-stale-batches": {"task": "ingest.requeue_stale_batches", "schedule": 60.0},
+}
 TASK_MAX_RETRIES = env_int("TASK_MAX_RETRIES", 5, minimum=0)
 TASK_RETRY_BACKOFF_MAX_S = env_int("TASK_RETRY_BACKOFF_MAX_S", 30, minimum=1)
 
@@ -210,6 +212,13 @@ INGEST_MAX_READINGS_PER_REQUEST = env_int("INGEST_MAX_READINGS_PER_REQUEST", 10_
 INGEST_MAX_FUTURE_SKEW_S = env_int("INGEST_MAX_FUTURE_SKEW_S", 300, minimum=0)
 INGEST_REJECT_SAMPLES = env_int("INGEST_REJECT_SAMPLES", 20, minimum=0)
 INGEST_SENSOR_CACHE_S = env_int("INGEST_SENSOR_CACHE_S", 60, minimum=0)
+# How readings reach the table: "copy" (COPY into a staging table, then INSERT ... ON CONFLICT) or "unnest"
+# (one INSERT ... SELECT FROM unnest(...)). bench/ingest.py measures both; copy is faster here.
+INGEST_WRITE_METHOD = env_choice("INGEST_WRITE_METHOD", "copy", {"copy", "unnest"})
+# A repeated (device, seq) within this window is a duplicate datagram; after it, the seq may be reused.
+INGEST_SEQ_DEDUP_WINDOW_S = env_int("INGEST_SEQ_DEDUP_WINDOW_S", 86_400, minimum=1)
+# Request bodies up to this size are read (10,000 verbose readings are about 2 MB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024, minimum=1024)
 REALTIME_STALE_AFTER_S = env_int("REALTIME_STALE_AFTER_S", 900, minimum=1)
 DEVICE_OFFLINE_AFTER_S = env_int("DEVICE_OFFLINE_AFTER_S", 600, minimum=1)
 # Field-name maps for the flat record format, by adapter name (see apps/ingest/adapters.py).

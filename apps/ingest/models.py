@@ -96,8 +96,9 @@ class IngestBatch(models.Model):
     errors = models.JSONField(default=list, blank=True, help_text="The first rejects with their reasons.")
     sequence_gaps = models.PositiveIntegerField(default=0)
     failure = models.TextField(blank=True, default="")
-    # Normalised readings waiting to be stored; cleared once the batch is done (see apps/ingest/payload.py).
-    payload = models.JSONField(null=True, blank=True, editable=False)
+    # Normalised readings waiting to be stored, as compact JSON bytes (apps/ingest/payload.py); cleared once
+    # the batch is done, kept when it failed so a replay has them.
+    payload = models.BinaryField(null=True, blank=True, editable=False)
     request_id = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:

@@ -1,0 +1,45 @@
+"""Time query parameters: ISO 8601 timestamps (with offset; naive ones are UTC) or YYYYMMDD dates."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import UTC, datetime
+
+import django_filters
+from django import forms
+
+_DATE_ONLY = re.compile(r"^\d{8}$")
+
+
+def parse_time_param(raw: str, *, tz: str | None = None) -> datetime:
+    """A datetime for an ISO 8601 string or a YYYYMMDD date (midnight in `tz`, default UTC).
+    Raises ValueError with a message fit for the API."""
+    text = raw.strip()
+    zone = zoneinfo.ZoneInfo(tz) if tz else UTC
+    if _DATE_ONLY.match(text):
+        try:
+            return datetime.strptime(text, "%Y%m%d").replace(tzinfo=zone)
+        except ValueError:
+            raise ValueError(f"'{raw}' is not a valid YYYYMMDD date.") from None
+    try:
+        moment = datetime.fromisoformat(text.replace(" ", "+") if text.count(" ") == 1 and "T" in text else text)
+    except ValueError:
+        raise ValueError(f"'{raw}' is not an ISO 8601 timestamp (2026-02-12T16:00:00Z) or a YYYYMMDD date.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+class FlexibleDateTimeField(forms.Field):
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        try:
+            return parse_time_param(str(value))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class FlexibleDateTimeFilter(django_filters.Filter):
+    """Accepts ISO 8601 timestamps with offset or YYYYMMDD dates."""
+
+    field_class = FlexibleDateTimeField

@@ -1,0 +1,348 @@
+from __future__ import annotations
+
+import csv
+import io
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import pagination, serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.permissions import request_device
+from apps.accounts.roles import Role
+from apps.core.errors import ApplicationError
+from apps.core.parsers import FastJSONParser
+from apps.core.timeparams import parse_time_param
+from apps.devices.models import Sensor
+from apps.ingest.csv_import import normalize_csv_rows
+from apps.ingest.models import IngestBatch
+from apps.ingest.selectors import RealtimeFilters, RealtimeStatus, readings_queryset, realtime_rows
+from apps.ingest.services import batch_create, normalize_request
+from apps.locations.selectors import location_subtree_prefix
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    batch_id = serializers.UUIDField(source="id", read_only=True)
+    errors = serializers.ListField(child=serializers.DictField(), read_only=True, help_text="The first rejects.")
+
+    class Meta:
+        model = IngestBatch
+        fields = [
+            "batch_id",
+            "status",
+            "source",
+            "received",
+            "stored",
+            "duplicates",
+            "rejected",
+            "rejected_by_reason",
+            "errors",
+            "sequence_gaps",
+            "received_at",
+            "started_at",
+            "finished_at",
+            "attempts",
+            "failure",
+        ]
+        read_only_fields = fields
+
+
+def _sender(request) -> tuple[int | None, str | None, int | None]:
+    """(device pk, device external id, user pk) of whoever sent a request."""
+    device = request_device(request)
+    if device is not None:
+        return device.pk, device.device_id, None
+    return None, None, request.user.pk
+
+
+INGEST_EXAMPLES = [
+    OpenApiExample(
+        "Single reading", value={"sensor": "dc-meter-001/voltage_dc", "ts": "2026-02-12T16:00:00Z", "value": 752.3}
+    ),
+    OpenApiExample(
+        "Device datagram",
+        value={
+            "v": 2,
+            "device_id": "dc-meter-001",
+            "ts": "2026-02-12T16:00:00.000Z",
+            "seq": 42,
+            "msg_type": "telemetry",
+            "measurements": [{"ts": "2026-02-12T16:00:00.000Z", "type": "voltage_dc", "val": 752.3, "unit": "V"}],
+        },
+    ),
+    OpenApiExample(
+        "Flat record",
+        value={"device_id": "dev-1", "ts": "2026-02-12T16:00:00Z", "temperature_c": 25.5, "humidity": 60.0},
+    ),
+    OpenApiExample("Several, mixed", value={"readings": [{"sensor": "dc-meter-001/voltage_dc", "value": 752.3}]}),
+]
+
+
+class IngestView(APIView):
+    """Accept readings: one task is queued per request and the answer is 202 with the batch id."""
+
+    parser_classes = [FastJSONParser]
+    write_role = Role.OPERATOR
+    device_actions = ("*",)
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        examples=INGEST_EXAMPLES,
+        responses={
+            202: BatchSerializer,
+            400: OpenApiResponse(description="Malformed items, each named as readings[index].field; nothing queued."),
+            413: OpenApiResponse(description="More readings than INGEST_MAX_READINGS_PER_REQUEST."),
+        },
+        summary="Send readings (single, datagram and flat shapes, mixed freely)",
+        tags=["ingest"],
+    )
+    def post(self, request):
+        received_at = timezone.now()
+        try:
+            body = request.data
+        except RequestDataTooBig:
+            raise ApplicationError(
+                f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; split it.",
+                status_code=413,
+            ) from None
+        device_pk, device_id, user_pk = _sender(request)
+        normalized = normalize_request(body, received_at=received_at, device_id=device_id)
+        batch = batch_create(
+            normalized=normalized,
+            received_at=received_at,
+            device_pk=device_pk,
+            user_pk=user_pk,
+            request_id=request.headers.get("X-Request-ID", "")[:64],
+        )
+        location = f"/api/v1/ingest/batches/{batch.pk}/"
+        return Response(BatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class BatchDetailView(APIView):
+    device_actions = ("*",)
+
+    @extend_schema(responses={200: BatchSerializer}, summary="Status and counts of an ingest batch", tags=["ingest"])
+    def get(self, request, batch_id):
+        batches = IngestBatch.objects.defer("payload")
+        device = request_device(request)
+        if device is not None:
+            batches = batches.filter(device=device)  # a device sees only its own batches
+        return Response(BatchSerializer(get_object_or_404(batches, pk=batch_id)).data)
+
+
+class ImportView(APIView):
+    """Backfill historical readings from a CSV file (columns sensor, ts, value), through the same pipeline."""
+
+    parser_classes = [MultiPartParser]
+    write_role = Role.OPERATOR
+
+    @extend_schema(
+        request={"multipart/form-data": inline_serializer("ReadingsImport", {"file": serializers.FileField()})},
+        responses={
+            202: inline_serializer(
+                "ImportAccepted", {"batches": BatchSerializer(many=True), "rows": serializers.IntegerField()}
+            )
+        },
+        summary="Import readings from CSV (sensor,ts,value); idempotent on re-upload",
+        tags=["ingest"],
+    )
+    def post(self, request):
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ApplicationError(
+                "Upload a CSV file in the 'file' field.", errors={"file": ["This field is required."]}
+            )
+        received_at = timezone.now()
+        text = io.TextIOWrapper(upload.file, encoding="utf-8-sig", newline="")
+        batches = []
+        rows = 0
+        for chunk in normalize_csv_rows(
+            csv.reader(text), received_at=received_at, chunk_size=settings.INGEST_MAX_READINGS_PER_REQUEST
+        ):
+            rows += len(chunk)
+            batches.append(
+                batch_create(
+                    normalized=chunk, received_at=received_at, source=IngestBatch.Source.IMPORT, user_pk=request.user.pk
+                )
+            )
+        return Response(
+            {"batches": BatchSerializer(batches, many=True).data, "rows": rows}, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class RealtimeRowSerializer(serializers.Serializer):
+    sensor = serializers.CharField(help_text="Sensor key.")
+    sensor_id = serializers.IntegerField()
+    device = serializers.IntegerField()
+    device_id = serializers.CharField(help_text="Device external id.")
+    sensor_type = serializers.CharField()
+    unit = serializers.CharField()
+    location = serializers.IntegerField(allow_null=True)
+    location_path = serializers.CharField(allow_null=True)
+    ts = serializers.DateTimeField(allow_null=True)
+    value = serializers.FloatField(allow_null=True)
+    status = serializers.ChoiceField(choices=RealtimeStatus.choices)
+
+
+def _int_list(request, name: str) -> list[int] | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise ApplicationError(
+            f"'{name}' must be a comma-separated list of ids.", errors={name: ["Not an integer."]}
+        ) from None
+
+
+def _text_list(request, name: str) -> list[str] | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _page_params(request, *, default: int, maximum: int) -> tuple[int, int]:
+    try:
+        page = int(request.query_params.get("page", 1))
+        size = int(request.query_params.get("page_size", default))
+    except ValueError:
+        raise ApplicationError("page and page_size must be integers.", errors={"page": ["Not an integer."]}) from None
+    if page < 1 or not 1 <= size <= maximum:
+        raise ApplicationError(
+            f"page must be >= 1 and page_size between 1 and {maximum}.", errors={"page_size": ["Out of range."]}
+        )
+    return page, size
+
+
+class RealtimeView(APIView):
+    MAX_PAGE_SIZE = 10_000
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("location", int, description="Location id: sensors in its subtree."),
+            OpenApiParameter("sensor_type", str, description="Sensor type ids or codes, comma-separated."),
+            OpenApiParameter("device", str, description="Device ids or external ids, comma-separated."),
+            OpenApiParameter("sensor", str, description="Sensor keys, comma-separated."),
+            OpenApiParameter("status", str, description="normal, warning, critical, stale (comma-separated)."),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int, description=f"Default 1000, at most {MAX_PAGE_SIZE}."),
+        ],
+        responses={
+            200: inline_serializer(
+                "RealtimePage",
+                {
+                    "count": serializers.IntegerField(),
+                    "page": serializers.IntegerField(),
+                    "page_size": serializers.IntegerField(),
+                    "generated_at": serializers.DateTimeField(),
+                    "stale_after_s": serializers.IntegerField(),
+                    "results": RealtimeRowSerializer(many=True),
+                },
+            )
+        },
+        summary="Latest value and status of every sensor",
+        tags=["readings"],
+    )
+    def get(self, request):
+        page, size = _page_params(request, default=1000, maximum=self.MAX_PAGE_SIZE)
+        location_prefix = None
+        location = _int_list(request, "location")
+        if location:
+            location_prefix = location_subtree_prefix(location[0])
+            if location_prefix is None:
+                raise ApplicationError("Unknown location.", errors={"location": [f"No location {location[0]}."]})
+        types = _text_list(request, "sensor_type")
+        devices = _text_list(request, "device")
+        statuses = _text_list(request, "status")
+        if statuses and set(statuses) - set(RealtimeStatus.values):
+            raise ApplicationError(
+                "Unknown status.", errors={"status": [f"Use any of: {', '.join(RealtimeStatus.values)}."]}
+            )
+        filters = RealtimeFilters(
+            location_prefix=location_prefix,
+            sensor_type_ids=[int(t) for t in types if t.isdigit()]
+            if types and all(t.isdigit() for t in types)
+            else None,
+            sensor_type_codes=types if types and not all(t.isdigit() for t in types) else None,
+            device_pks=[int(d) for d in devices] if devices and all(d.isdigit() for d in devices) else None,
+            device_ids=devices if devices and not all(d.isdigit() for d in devices) else None,
+            sensor_keys=_text_list(request, "sensor"),
+            statuses=statuses,
+        )
+        now = timezone.now()
+        rows, total = realtime_rows(filters, limit=size, offset=(page - 1) * size, now=now)
+        return Response(
+            {
+                "count": total,
+                "page": page,
+                "page_size": size,
+                "generated_at": now,
+                "stale_after_s": settings.REALTIME_STALE_AFTER_S,
+                "results": RealtimeRowSerializer(rows, many=True).data,
+            }
+        )
+
+
+class ReadingSerializer(serializers.Serializer):
+    sensor = serializers.CharField(source="sensor_key", help_text="Sensor key.")
+    ts = serializers.DateTimeField()
+    value = serializers.FloatField()
+
+
+class ReadingsCursorPagination(pagination.CursorPagination):
+    page_size = 1000
+    page_size_query_param = "page_size"
+    max_page_size = 10_000
+    ordering = "-ts"
+
+    def get_ordering(self, request, queryset, view):
+        return ("ts",) if request.query_params.get("order") == "oldest" else ("-ts",)
+
+
+class ReadingsView(ListAPIView):
+    serializer_class = ReadingSerializer
+    pagination_class = ReadingsCursorPagination
+    filter_backends: list = []
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("sensor", str, description="Sensor keys, comma-separated."),
+            OpenApiParameter("sensor_id", str, description="Sensor ids, comma-separated."),
+            OpenApiParameter("start", str, description="From (inclusive): ISO 8601 or YYYYMMDD."),
+            OpenApiParameter("end", str, description="To (exclusive): ISO 8601 or YYYYMMDD."),
+            OpenApiParameter("order", str, enum=["newest", "oldest"], description="Default newest first."),
+        ],
+        summary="Raw readings of one or more sensors, cursor-paginated",
+        tags=["readings"],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        keys = _text_list(self.request, "sensor")
+        ids = _int_list(self.request, "sensor_id")
+        if not keys and not ids:
+            raise ApplicationError("Name at least one sensor.", errors={"sensor": ["Give sensor keys or sensor_id."]})
+        sensor_ids = list(ids or [])
+        if keys:
+            sensor_ids += list(Sensor.objects.filter(key__in=keys).values_list("id", flat=True))
+        if params.get("order", "newest") not in ("newest", "oldest"):
+            raise ApplicationError("order must be newest or oldest.", errors={"order": ["Use newest or oldest."]})
+        bounds = {}
+        for name in ("start", "end"):
+            raw = params.get(name)
+            try:
+                bounds[name] = parse_time_param(raw) if raw else None
+            except ValueError as exc:
+                raise ApplicationError(str(exc), errors={name: [str(exc)]}) from None
+        return readings_queryset(sensor_ids=sensor_ids, start=bounds["start"], end=bounds["end"])

@@ -1,0 +1,314 @@
+"""The worker side of ingest: store one batch set-wise and idempotently."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.ingest.adapters import to_epoch_us
+from apps.ingest.models import IngestBatch
+from apps.ingest.payload import NormalizedBatch, describe_ref
+from apps.ingest.resolution import ResolvedDevice, ResolvedSensor, resolve_refs
+
+logger = logging.getLogger(__name__)
+
+
+class Reason:
+    UNKNOWN_SENSOR = "unknown_sensor"
+    FORBIDDEN_SENSOR = "forbidden_sensor"
+    DEVICE_INACTIVE = "device_inactive"
+    NOT_A_NUMBER = "not_a_number"
+    OUT_OF_RANGE = "out_of_range"
+    FUTURE_TIMESTAMP = "future_timestamp"
+
+
+@dataclass
+class BatchOutcome:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected_by_reason: Counter = field(default_factory=Counter)
+    samples: list[dict] = field(default_factory=list)
+    sequence_gaps: int = 0
+    sensor_ids: list[int] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+
+STAGE_TABLE = "ingest_stage"
+# ON COMMIT DELETE ROWS: the staging rows live exactly as long as the batch transaction.
+_CREATE_STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (sensor_id bigint, ts_us bigint, value float8) ON COMMIT DELETE ROWS
+"""
+_TS = "(timestamptz 'epoch' + {col} * interval '1 microsecond')"
+
+_INSERT_FROM_STAGE = f"""
+WITH inserted AS (
+    INSERT INTO ingest_reading (sensor_id, ts, value)
+    SELECT sensor_id, {_TS.format(col="ts_us")}, value FROM {STAGE_TABLE} ORDER BY sensor_id, ts_us
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM inserted
+"""
+_INSERT_FROM_ARRAYS = f"""
+WITH inserted AS (
+    INSERT INTO ingest_reading (sensor_id, ts, value)
+    SELECT s, {_TS.format(col="t")}, v FROM unnest(%s::bigint[], %s::bigint[], %s::float8[]) AS u(s, t, v)
+    ORDER BY s, t
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM inserted
+"""
+# Late data never replaces a newer latest value; rows are taken in sensor order so that two batches
+# upserting the same sensors lock them in the same order and cannot deadlock.
+_UPSERT_LATEST = """
+INSERT INTO ingest_latestreading (sensor_id, ts, value, updated_at)
+SELECT sensor_id, {ts}, value, now() FROM (
+    SELECT DISTINCT ON (sensor_id) sensor_id, ts_us, value FROM {source} ORDER BY sensor_id, ts_us DESC
+) newest
+ORDER BY sensor_id
+ON CONFLICT (sensor_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
+WHERE ingest_latestreading.ts < EXCLUDED.ts
+"""
+_LATEST_FROM_STAGE = _UPSERT_LATEST.format(ts=_TS.format(col="ts_us"), source=STAGE_TABLE)
+_LATEST_FROM_ARRAYS = _UPSERT_LATEST.format(
+    ts=_TS.format(col="ts_us"), source="unnest(%s::bigint[], %s::bigint[], %s::float8[]) AS u(sensor_id, ts_us, value)"
+)
+_CLAIM_SEQS = """
+INSERT INTO ingest_datagramseq AS seen (device_id, seq, received_at)
+SELECT d, s, %s FROM unnest(%s::bigint[], %s::bigint[]) AS u(d, s)
+ON CONFLICT (device_id, seq) DO UPDATE SET received_at = EXCLUDED.received_at
+WHERE seen.received_at < EXCLUDED.received_at - %s * interval '1 second'
+RETURNING device_id, seq
+"""
+
+
+def batch_process(*, batch_id: str) -> BatchOutcome | None:
+    """Store a queued batch. Safe to run any number of times: a done batch is left alone, and everything
+    a run writes commits together with the batch's new status, so a run that dies leaves no trace.
+
+    1. Mark the batch processing (its own commit, so status readers see it), unless it is already done.
+    2. In one transaction, lock the batch row (a concurrent redelivery waits here, then sees it done).
+    3. Resolve sensor references in one query; reject what is unknown, foreign, not a number,
+       implausible or from the future.
+    4. Drop repeated device datagrams by (device, seq); count gaps in each device's sequence.
+    5. Write the good readings set-wise (ON CONFLICT DO NOTHING makes duplicates count, not fail), upsert
+       latest values, touch devices' last seen, and record the counts with status done.
+    """
+    now = timezone.now()
+    claimed = (
+        IngestBatch.objects.filter(pk=batch_id)
+        .exclude(status=IngestBatch.Status.DONE)
+        .update(status=IngestBatch.Status.PROCESSING, started_at=now, attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        logger.info("ingest batch %s is done or gone; nothing to do", batch_id)
+        return None
+    with transaction.atomic():
+        batch = IngestBatch.objects.select_for_update().filter(pk=batch_id).first()
+        if batch is None or batch.status == IngestBatch.Status.DONE:
+            return None
+        if batch.payload is None:
+            raise ValueError(f"ingest batch {batch_id} has no payload to process")
+        normalized = NormalizedBatch.loads(batch.payload)
+        outcome = store_readings(normalized, batch=batch)
+        batch.status = IngestBatch.Status.DONE
+        batch.finished_at = timezone.now()
+        batch.received = outcome.received
+        batch.stored = outcome.stored
+        batch.duplicates = outcome.duplicates
+        batch.rejected = outcome.rejected
+        batch.rejected_by_reason = dict(outcome.rejected_by_reason)
+        batch.errors = outcome.samples
+        batch.sequence_gaps = outcome.sequence_gaps
+        batch.failure = ""
+        batch.payload = None
+        batch.save()
+    return outcome
+
+
+def batch_mark_failed(*, batch_id: str, error: str) -> None:
+    """The batch gave up after its retries; its payload stays for a replay."""
+    IngestBatch.objects.filter(pk=batch_id).exclude(status=IngestBatch.Status.DONE).update(
+        status=IngestBatch.Status.FAILED, failure=error[:5000], finished_at=timezone.now()
+    )
+
+
+def store_readings(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchOutcome:
+    outcome = BatchOutcome(received=len(normalized))
+    resolved, devices = resolve_refs(normalized.refs)
+    sensors = [resolved.get(ref) for ref in normalized.refs]
+    sender = batch.device_id  # pk of the device whose key sent it, if any
+    received_us = to_epoch_us(batch.received_at)
+    future_limit = received_us + settings.INGEST_MAX_FUTURE_SKEW_S * 1_000_000
+    fresh_groups = _claim_datagrams(normalized.groups, devices, batch.received_at)
+    sample_limit = settings.INGEST_REJECT_SAMPLES
+
+    def reject(position: int, reason: str, detail: str = "") -> None:
+        outcome.rejected_by_reason[reason] += 1
+        if len(outcome.samples) < sample_limit:
+            sample = {
+                "index": normalized.i[position],
+                "sensor": describe_ref(normalized.refs[normalized.r[position]]),
+                "ts": _iso(normalized.t[position]),
+                "reason": reason,
+            }
+            if detail:
+                sample["detail"] = detail
+            outcome.samples.append(sample)
+
+    sensor_ids: list[int] = []
+    timestamps: list[int] = []
+    values: list[float] = []
+    for position in range(len(normalized)):
+        sensor: ResolvedSensor | None = sensors[normalized.r[position]]
+        value = normalized.v[position]
+        ts_us = normalized.t[position]
+        if sensor is None:
+            reject(position, Reason.UNKNOWN_SENSOR)
+        elif sender is not None and sensor.device_pk != sender:
+            reject(position, Reason.FORBIDDEN_SENSOR, "The sending device's key does not own this sensor.")
+        elif not sensor.device_active:
+            reject(position, Reason.DEVICE_INACTIVE)
+        elif value is None or not math.isfinite(value):
+            reject(position, Reason.NOT_A_NUMBER, normalized.bad.get(str(position), ""))
+        elif (sensor.plausible_min is not None and value < sensor.plausible_min) or (
+            sensor.plausible_max is not None and value > sensor.plausible_max
+        ):
+            reject(
+                position, Reason.OUT_OF_RANGE, f"{value} is outside [{sensor.plausible_min}, {sensor.plausible_max}]"
+            )
+        elif ts_us > future_limit:
+            reject(position, Reason.FUTURE_TIMESTAMP)
+        elif normalized.g[position] >= 0 and normalized.g[position] not in fresh_groups:
+            outcome.duplicates += 1
+        else:
+            sensor_ids.append(sensor.sensor_id)
+            timestamps.append(ts_us)
+            values.append(value)
+
+    if sensor_ids:
+        stored = _write(sensor_ids, timestamps, values)
+        outcome.stored = stored
+        outcome.duplicates += len(sensor_ids) - stored
+        outcome.sensor_ids = sorted(set(sensor_ids))
+    outcome.sequence_gaps = _touch_devices(normalized, devices, fresh_groups, batch)
+    return outcome
+
+
+def _write(sensor_ids: list[int], timestamps: list[int], values: list[float]) -> int:
+    with connection.cursor() as cursor:
+        if settings.INGEST_WRITE_METHOD == "unnest":
+            cursor.execute(_INSERT_FROM_ARRAYS, [sensor_ids, timestamps, values])
+            stored = cursor.fetchone()[0]
+            cursor.execute(_LATEST_FROM_ARRAYS, [sensor_ids, timestamps, values])
+            return stored
+        cursor.execute(_CREATE_STAGE)
+        with cursor.cursor.copy(f"COPY {STAGE_TABLE} (sensor_id, ts_us, value) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "int8", "float8"])
+            for row in zip(sensor_ids, timestamps, values, strict=True):
+                copy.write_row(row)
+        cursor.execute(_INSERT_FROM_STAGE)
+        stored = cursor.fetchone()[0]
+        cursor.execute(_LATEST_FROM_STAGE)
+        return stored
+
+
+def _claim_datagrams(groups: list[list], devices: dict[str, ResolvedDevice], received_at: datetime) -> set[int]:
+    """Indexes of the datagrams seen for the first time (within the dedup window); the rest are repeats."""
+    first_of: dict[tuple[int, int], int] = {}
+    for index, (device_id, seq) in enumerate(groups):
+        device = devices.get(device_id)
+        if device is not None:
+            first_of.setdefault((device.device_pk, seq), index)
+    if not first_of:
+        return set()
+    pairs = sorted(first_of)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SEQS,
+            [received_at, [d for d, _ in pairs], [s for _, s in pairs], settings.INGEST_SEQ_DEDUP_WINDOW_S],
+        )
+        fresh = {(device_pk, seq) for device_pk, seq in cursor.fetchall()}
+    return {index for pair, index in first_of.items() if pair in fresh}
+
+
+def _touch_devices(
+    normalized: NormalizedBatch, devices: dict[str, ResolvedDevice], fresh_groups: set[int], batch: IngestBatch
+) -> int:
+    """Update last seen / online for every device heard from, and each device's seq high-water mark and gap
+    count. Device rows are locked in id order first, so concurrent batches never deadlock on them."""
+    if batch.source == IngestBatch.Source.IMPORT:
+        return 0
+    if batch.device_id is not None:
+        # A device key speaks only for its own device, whatever sensors its readings named.
+        device_pks = [batch.device_id]
+    else:
+        device_pks = sorted({device.device_pk for device in devices.values() if device.active})
+    if not device_pks:
+        return 0
+    seqs_by_device: dict[int, list[int]] = {}
+    for index in fresh_groups:
+        device_id, seq = normalized.groups[index]
+        seqs_by_device.setdefault(devices[device_id].device_pk, []).append(seq)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, last_seq FROM devices_device WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [device_pks]
+        )
+        last_seq_by_device = dict(cursor.fetchall())
+        gaps_total = 0
+        last_seqs: list[int | None] = []
+        gaps: list[int] = []
+        for device_pk in device_pks:
+            last, gap = _advance_sequence(last_seq_by_device.get(device_pk), sorted(seqs_by_device.get(device_pk, [])))
+            last_seqs.append(last)
+            gaps.append(gap)
+            gaps_total += gap
+        cursor.execute(
+            """
+            UPDATE devices_device d
+               SET last_seen = GREATEST(COALESCE(d.last_seen, %s), %s),
+                   connection_status = 'online',
+                   last_seq = u.last_seq,
+                   seq_gaps = d.seq_gaps + u.gaps
+              FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS u(id, last_seq, gaps)
+             WHERE d.id = u.id
+            """,
+            [batch.received_at, batch.received_at, device_pks, last_seqs, gaps],
+        )
+    return gaps_total
+
+
+# A seq this far below the high-water mark means the device restarted its counter, not a late datagram.
+SEQ_RESTART_MARGIN = 1000
+
+
+def _advance_sequence(last: int | None, seqs: list[int]) -> tuple[int | None, int]:
+    """(new high-water mark, gaps found) after the fresh seqs of one device, in ascending order.
+
+    A jump past last + 1 counts the skipped numbers as gaps; a seq at or below the mark is a late datagram
+    (it neither moves the mark nor adds gaps), unless it is far below, which is a counter restart."""
+    gaps = 0
+    for seq in seqs:
+        if last is None or last - seq > SEQ_RESTART_MARGIN:
+            last = seq
+        elif seq > last:
+            gaps += seq - last - 1
+            last = seq
+    return last, gaps
+
+
+def _iso(ts_us: int) -> str:
+    return datetime.fromtimestamp(ts_us / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,104 @@
+"""Resolve the sensor references of a batch to sensors in one query, with a short per-process cache.
+
+Configuration changes (a new sensor, a new plausible range) reach the cache within INGEST_SENSOR_CACHE_S;
+unknown references are never cached, so a sensor created a moment ago is found on the next batch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+
+from apps.ingest.payload import DEVICE_FIELD_REF, DEVICE_TYPE_REF, KEY_REF, SEP
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSensor:
+    sensor_id: int
+    device_pk: int
+    device_id: str
+    device_active: bool
+    plausible_min: float | None
+    plausible_max: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedDevice:
+    device_pk: int
+    device_id: str
+    active: bool
+
+
+_cache: dict[str, tuple[float, ResolvedSensor]] = {}
+_CACHE_LIMIT = 200_000
+
+_QUERY = """
+SELECT s.id, s.key, s.channel, t.code, d.id, d.device_id, d.status, d.payload_adapter, t.plausible_min, t.plausible_max
+  FROM devices_sensor s
+  JOIN devices_device d ON d.id = s.device_id
+  JOIN devices_sensortype t ON t.id = s.sensor_type_id
+ WHERE s.key = ANY(%s) OR d.device_id = ANY(%s)
+"""
+
+
+def clear_cache() -> None:
+    _cache.clear()
+
+
+def resolve_refs(refs: list[str]) -> tuple[dict[str, ResolvedSensor], dict[str, ResolvedDevice]]:
+    """Sensors for the references that exist, and the devices named by device references (known ones)."""
+    now = time.monotonic()
+    resolved: dict[str, ResolvedSensor] = {}
+    missing: list[str] = []
+    for ref in refs:
+        hit = _cache.get(ref)
+        if hit is not None and hit[0] > now:
+            resolved[ref] = hit[1]
+        else:
+            missing.append(ref)
+    devices: dict[str, ResolvedDevice] = {}
+    if not missing:
+        for sensor in resolved.values():
+            devices.setdefault(
+                sensor.device_id, ResolvedDevice(sensor.device_pk, sensor.device_id, sensor.device_active)
+            )
+        return resolved, devices
+
+    keys = [ref[2:] for ref in missing if ref[0] == KEY_REF]
+    device_ids = sorted({ref[2:].split(SEP, 1)[0] for ref in missing if ref[0] in (DEVICE_TYPE_REF, DEVICE_FIELD_REF)})
+    by_key: dict[str, ResolvedSensor] = {}
+    by_type: dict[tuple[str, str, str], ResolvedSensor] = {}
+    adapters: dict[str, str] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_QUERY, [keys, device_ids])
+        for sensor_id, key, channel, code, device_pk, device_id, status, adapter, low, high in cursor.fetchall():
+            sensor = ResolvedSensor(sensor_id, device_pk, device_id, status != "inactive", low, high)
+            by_key[key] = sensor
+            by_type[(device_id, code, channel)] = sensor
+            adapters[device_id] = adapter or "flat"
+            devices[device_id] = ResolvedDevice(device_pk, device_id, status != "inactive")
+
+    field_maps = settings.INGEST_FLAT_FIELD_MAPS
+    expires = now + settings.INGEST_SENSOR_CACHE_S
+    if len(_cache) > _CACHE_LIMIT:
+        _cache.clear()
+    for ref in missing:
+        kind, rest = ref[0], ref[2:]
+        if kind == KEY_REF:
+            sensor = by_key.get(rest)
+        elif kind == DEVICE_TYPE_REF:
+            device_id, code, channel = rest.split(SEP)
+            sensor = by_type.get((device_id, code, channel))
+        else:
+            device_id, field_name = rest.split(SEP)
+            code = field_maps.get(adapters.get(device_id, "flat"), {}).get(field_name, field_name)
+            sensor = by_type.get((device_id, code, ""))
+        if sensor is not None:
+            resolved[ref] = sensor
+            _cache[ref] = (expires, sensor)
+    for sensor in resolved.values():
+        devices.setdefault(sensor.device_id, ResolvedDevice(sensor.device_pk, sensor.device_id, sensor.device_active))
+    return resolved, devices

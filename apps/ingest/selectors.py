@@ -1,0 +1,122 @@
+"""Reads of stored readings: real-time status from the latest-value table, and raw history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from apps.ingest.models import Reading
+
+
+class RealtimeStatus:
+    NORMAL = "normal"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    STALE = "stale"
+    choices = [(NORMAL, "normal"), (WARNING, "warning"), (CRITICAL, "critical"), (STALE, "stale")]
+    values = [NORMAL, WARNING, CRITICAL, STALE]
+
+
+@dataclass(frozen=True)
+class RealtimeFilters:
+    location_prefix: str | None = None
+    sensor_type_ids: list[int] | None = None
+    sensor_type_codes: list[str] | None = None
+    device_pks: list[int] | None = None
+    device_ids: list[str] | None = None
+    sensor_keys: list[str] | None = None
+    statuses: list[str] | None = None
+
+
+# Status per sensor in SQL, so filtering by status and paging stay in the database: the latest value
+# against every enabled threshold of the sensor's type, each with the sensor's mapping laid over it
+# (a disabled mapping removes that threshold). The worst band wins; an old or missing value is stale.
+_REALTIME_SQL = """
+SELECT * FROM (
+    SELECT s.id AS sensor_id, s.key AS sensor, d.id AS device, d.device_id AS device_id, t.code AS sensor_type,
+           t.unit AS unit, s.location_id AS location, l.full_path AS location_path, lr.ts, lr.value,
+           CASE
+               WHEN lr.ts IS NULL OR lr.ts < %(stale_before)s THEN 'stale'
+               WHEN ev.severity = 2 THEN 'critical'
+               WHEN ev.severity = 1 THEN 'warning'
+               ELSE 'normal'
+           END AS status
+      FROM devices_sensor s
+      JOIN devices_device d ON d.id = s.device_id
+      JOIN devices_sensortype t ON t.id = s.sensor_type_id
+      LEFT JOIN locations_location l ON l.id = s.location_id
+      LEFT JOIN ingest_latestreading lr ON lr.sensor_id = s.id
+      LEFT JOIN LATERAL (
+          SELECT max(CASE
+                  WHEN lr.value < COALESCE(m.critical_low, th.critical_low)
+                    OR lr.value > COALESCE(m.critical_high, th.critical_high) THEN 2
+                  WHEN lr.value < COALESCE(m.warning_low, th.warning_low)
+                    OR lr.value > COALESCE(m.warning_high, th.warning_high) THEN 1
+                  ELSE 0 END) AS severity
+            FROM thresholds_threshold th
+            LEFT JOIN thresholds_sensorthresholdmapping m ON m.threshold_id = th.id AND m.sensor_id = s.id
+           WHERE th.sensor_type_id = s.sensor_type_id AND th.enabled AND COALESCE(m.enabled, true)
+      ) ev ON lr.sensor_id IS NOT NULL
+     WHERE {where}
+) rows
+{status_filter}
+ORDER BY sensor
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+
+def realtime_rows(
+    filters: RealtimeFilters, *, limit: int, offset: int, now: datetime | None = None
+) -> tuple[list[dict], int]:
+    """(rows of one page, total matching) in two queries whatever the number of sensors."""
+    now = now or timezone.now()
+    params: dict = {
+        "stale_before": now - timedelta(seconds=settings.REALTIME_STALE_AFTER_S),
+        "limit": limit,
+        "offset": offset,
+    }
+    conditions = ["true"]
+    if filters.location_prefix is not None:
+        conditions.append("l.tree_path LIKE %(location_prefix)s")
+        params["location_prefix"] = filters.location_prefix + "%"
+    for column, name, values in (
+        ("t.id", "type_ids", filters.sensor_type_ids),
+        ("t.code", "type_codes", filters.sensor_type_codes),
+        ("d.id", "device_pks", filters.device_pks),
+        ("d.device_id", "device_ids", filters.device_ids),
+        ("s.key", "sensor_keys", filters.sensor_keys),
+    ):
+        if values is not None:
+            conditions.append(f"{column} = ANY(%({name})s)")
+            params[name] = values
+    status_filter = ""
+    if filters.statuses is not None:
+        status_filter = "WHERE status = ANY(%(statuses)s)"
+        params["statuses"] = filters.statuses
+    sql = _REALTIME_SQL.format(where=" AND ".join(conditions), status_filter=status_filter)
+    count_sql = "SELECT count(*) FROM (" + sql.split("ORDER BY sensor")[0] + ") counted"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        columns = [column.name for column in cursor.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        if offset == 0 and len(rows) < limit:
+            total = len(rows)
+        else:
+            cursor.execute(count_sql, params)
+            total = cursor.fetchone()[0]
+    return rows, total
+
+
+def readings_queryset(*, sensor_ids: list[int], start: datetime | None, end: datetime | None) -> QuerySet:
+    """Raw readings of some sensors in [start, end), with the sensor key; ordered by the caller."""
+    queryset = Reading.objects.filter(sensor_id__in=sensor_ids)
+    if start is not None:
+        queryset = queryset.filter(ts__gte=start)
+    if end is not None:
+        queryset = queryset.filter(ts__lt=end)
+    return queryset.annotate(sensor_key=F("sensor__key"))

@@ -1,0 +1,28 @@
+from django.conf import settings
+
+from apps.ingest.pipeline import batch_mark_failed, batch_process
+from apps.ingest.services import batch_requeue_stale
+from workers.base import TelemetryTask
+from workers.celery import app
+
+
+class IngestTask(TelemetryTask):
+    def dead_lettered(self, exc, args, kwargs) -> None:
+        batch_id = kwargs.get("batch_id") or (args[0] if args else None)
+        if batch_id:
+            batch_mark_failed(batch_id=str(batch_id), error=f"{type(exc).__name__}: {exc}")
+
+
+@app.task(base=IngestTask, name="ingest.process_batch")
+def process_batch(batch_id: str) -> dict | None:
+    """Store one ingest batch; a done or deleted batch is a no-op."""
+    outcome = batch_process(batch_id=batch_id)
+    if outcome is None:
+        return None
+    return {"stored": outcome.stored, "duplicates": outcome.duplicates, "rejected": outcome.rejected}
+
+
+@app.task(base=TelemetryTask, name="ingest.requeue_stale_batches")
+def requeue_stale_batches() -> int:
+    """Beat: queue again batches the broker lost or whose worker vanished."""
+    return batch_requeue_stale(older_than_s=settings.CELERY_TASK_TIME_LIMIT + settings.CELERY_VISIBILITY_TIMEOUT_S)
