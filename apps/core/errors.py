@@ -40,7 +40,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response({"detail": exc.message, "errors": _as_lists(exc.errors)}, status=exc.status_code)
     if isinstance(exc, (ProtectedError, RestrictedError)):
-        blockers = sorted({obj._meta.verbose_name_plural for obj in list(exc.args[1])[:100]})
+        blockers = sorted({str(obj._meta.verbose_name_plural) for obj in list(exc.args[1])[:100]})
         return Response(
             {"detail": f"Still referenced by {', '.join(blockers)}; remove or reassign those first.", "errors": {}},
             status=status.HTTP_409_CONFLICT,
