@@ -15,6 +15,16 @@ from apps.locations.api import SubtreeFilter
 from apps.locations.models import Location
 
 
+def _contains_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
 class SensorTypeSerializer(serializers.ModelSerializer):
     class Meta:
         model = SensorType
@@ -78,6 +88,9 @@ class DeviceSerializer(serializers.ModelSerializer):
     def validate_metadata(self, value):
         if not isinstance(value, dict):
             raise serializers.ValidationError("Must be a JSON object.")
+        if _contains_nul(value):
+            # PostgreSQL's jsonb cannot store U+0000; left to the database it is a 500.
+            raise serializers.ValidationError("Strings may not contain the NUL character (\\u0000).")
         return value
 
 
