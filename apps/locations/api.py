@@ -17,6 +17,8 @@ class LocationSerializer(serializers.ModelSerializer):
         model = Location
         fields = ["id", "name", "kind", "parent", "path", "depth", "description", "created_at", "updated_at"]
         read_only_fields = ["depth", "created_at", "updated_at"]
+        # (parent, name) uniqueness is checked by location_save, which names the field and covers roots.
+        validators: list = []
 
 
 class SubtreeFilter(django_filters.NumberFilter):

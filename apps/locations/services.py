@@ -18,6 +18,21 @@ def _check_parent(location: Location, parent: Location | None) -> None:
         )
 
 
+def _check_name_free(location: Location) -> None:
+    # The unique constraint treats NULL parents as equal (two roots may not share a name either); checking
+    # here names the field instead of surfacing an IntegrityError. Siblings are serialized by the parent's
+    # row lock taken before this check.
+    siblings = Location.objects.filter(parent_id=location.parent_id, name=location.name)
+    if location.pk is not None:
+        siblings = siblings.exclude(pk=location.pk)
+    if siblings.exists():
+        where = "at the top level" if location.parent_id is None else "under this parent"
+        raise ApplicationError(
+            f"A location named {location.name!r} already exists {where}.",
+            errors={"name": [f"A location with this name already exists {where}."]},
+        )
+
+
 @transaction.atomic
 def location_save(location: Location) -> Location:
     """Insert or update one location and rewrite the paths of its subtree when its name or parent changed.
@@ -28,6 +43,7 @@ def location_save(location: Location) -> Location:
     """
     parent = Location.objects.select_for_update().get(pk=location.parent_id) if location.parent_id else None
     _check_parent(location, parent)
+    _check_name_free(location)
     old = (
         Location.objects.filter(pk=location.pk).values("tree_path", "full_path", "depth").first()
         if location.pk
