@@ -38,8 +38,16 @@ class ThresholdSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        validators: list = []  # (sensor_type, name) uniqueness is checked in validate() to name the field
 
     def validate(self, attrs):
+        sensor_type = _current(self, attrs, "sensor_type")
+        name = _current(self, attrs, "name") or Threshold._meta.get_field("name").get_default()
+        clash = Threshold.objects.filter(sensor_type=sensor_type, name=name)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError({"name": [f"This sensor type already has a threshold named {name!r}."]})
         bands = {field: _current(self, attrs, field) for field in OVERRIDABLE_FIELDS}
         errors = band_order_errors(bands)
         if errors:
