@@ -1,0 +1,325 @@
+"""The demo plant: a factory with two buildings, their floors and areas, fifty devices with their sensors,
+default thresholds per sensor type, a few per-sensor overrides, and an admin login.
+
+Every step looks for what it would create first, so a second run creates nothing and leaves alone whatever
+staff changed since. The plant spans the configuration apps and accounts, so only an entry point (the
+`seed_demo` command) imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from apps.accounts.roles import Role
+from apps.accounts.services import user_set_role
+from apps.devices.keys import hash_ingest_key
+from apps.devices.models import Device, Sensor, SensorType
+from apps.devices.services import device_create, device_rotate_key, sensor_create
+from apps.locations.models import Location
+from apps.locations.services import location_save
+from apps.thresholds.models import SensorThresholdMapping, Threshold
+
+ADMIN_USERNAME = "admin"
+FACTORY_NAME = "Demo Factory"
+
+# code: (name, unit, plausible_min, plausible_max)
+SENSOR_TYPES: dict[str, tuple[str, str, float, float]] = {
+    "temperature": ("Temperature", "°C", -50, 150),
+    "humidity": ("Relative humidity", "%", 0, 100),
+    "pcv_temperature": ("Perceived temperature", "°C", -50, 100),
+    "voltage_dc": ("DC voltage", "V", 0, 1500),
+    "current_dc": ("DC current", "A", -500, 500),
+}
+
+# The "default" threshold of each type: bands plus hysteresis (clearing deadband) and minimum duration.
+DEFAULT_THRESHOLDS: dict[str, dict[str, float | int | None]] = {
+    "temperature": {
+        "critical_low": 0,
+        "warning_low": 5,
+        "warning_high": 30,
+        "critical_high": 38,
+        "hysteresis": 0.5,
+        "min_duration_s": 60,
+    },
+    "humidity": {
+        "critical_low": 15,
+        "warning_low": 25,
+        "warning_high": 70,
+        "critical_high": 85,
+        "hysteresis": 2,
+        "min_duration_s": 300,
+    },
+    "pcv_temperature": {
+        "critical_low": None,
+        "warning_low": None,
+        "warning_high": 32,
+        "critical_high": 38,
+        "hysteresis": 0.5,
+        "min_duration_s": 60,
+    },
+    "voltage_dc": {
+        "critical_low": 600,
+        "warning_low": 680,
+        "warning_high": 820,
+        "critical_high": 900,
+        "hysteresis": 5,
+        "min_duration_s": 10,
+    },
+    "current_dc": {
+        "critical_low": -450,
+        "warning_low": -350,
+        "warning_high": 350,
+        "critical_high": 450,
+        "hysteresis": 5,
+        "min_duration_s": 10,
+    },
+}
+
+ENV_SENSOR_TYPES = ("temperature", "humidity", "pcv_temperature")
+DC_METER_SENSOR_TYPES = ("voltage_dc", "current_dc")
+
+
+@dataclass(frozen=True)
+class Area:
+    building: int
+    floor: int
+    number: int
+    name: str
+    env_sensors: int = 4
+    dc_meters: int = 0
+
+    @property
+    def env_device_ids(self) -> list[str]:
+        prefix = f"env-b{self.building}-f{self.floor}-a{self.number}"
+        return [f"{prefix}-{index:02d}" for index in range(1, self.env_sensors + 1)]
+
+
+AREAS = [
+    Area(1, 1, 1, "Assembly", dc_meters=2),
+    Area(1, 1, 2, "Packaging"),
+    Area(1, 1, 3, "Quality lab"),
+    Area(1, 2, 1, "Offices"),
+    Area(1, 2, 2, "Server room"),
+    Area(2, 1, 1, "Battery room", dc_meters=4),
+    Area(2, 1, 2, "Inverter room", dc_meters=4),
+    Area(2, 2, 1, "Warehouse"),
+    Area(2, 2, 2, "Control room"),
+    Area(2, 2, 3, "Workshop"),
+]
+
+# Per-sensor overrides of the default threshold: (sensor key, overrides). enabled=False switches it off.
+SENSOR_MAPPINGS: list[tuple[str, dict]] = [
+    ("env-b1-f2-a2-01/temperature", {"warning_high": 27, "critical_high": 32}),
+    ("env-b2-f1-a1-01/temperature", {"warning_high": 25, "critical_high": 30, "min_duration_s": 30}),
+    ("dc-meter-010/current_dc", {"enabled": False}),
+]
+# Its current sensor is being recalibrated, which is why its threshold is off above.
+MAINTENANCE_DEVICES = {"dc-meter-010"}
+
+
+@dataclass
+class DeviceSpec:
+    device_id: str
+    name: str
+    area: Area
+    manufacturer: str
+    model: str
+    sensor_types: tuple[str, ...]
+
+
+def demo_devices() -> list[DeviceSpec]:
+    devices: list[DeviceSpec] = []
+    meter_number = 0
+    for area in AREAS:
+        for index, device_id in enumerate(area.env_device_ids, start=1):
+            devices.append(
+                DeviceSpec(device_id, f"{area.name} climate {index}", area, "Acme Sensing", "ENV-3", ENV_SENSOR_TYPES)
+            )
+        for _ in range(area.dc_meters):
+            meter_number += 1
+            devices.append(
+                DeviceSpec(
+                    f"dc-meter-{meter_number:03d}",
+                    f"{area.name} DC meter {meter_number}",
+                    area,
+                    "Voltix",
+                    "DCM-1500",
+                    DC_METER_SENSOR_TYPES,
+                )
+            )
+    return devices
+
+
+@dataclass
+class SeedResult:
+    created: Counter = field(default_factory=Counter)
+    issued_keys: dict[str, str] = field(default_factory=dict)
+    admin_username: str = ADMIN_USERNAME
+    admin_password: str = ""
+    admin_password_generated: bool = False
+    admin_token: str = ""
+
+
+@transaction.atomic
+def demo_plant_seed(*, admin_password: str | None = None, rotate_keys: bool = False) -> SeedResult:
+    """Create whatever of the demo plant is missing; returns what was created and the keys issued.
+
+    1. Sensor types and their default thresholds.
+    2. The location tree: factory, buildings, floors, areas.
+    3. Devices (new ones get an ingest key; with rotate_keys every demo device gets a new one) and sensors.
+    4. Per-sensor threshold mappings.
+    5. The admin user, whose password is set on every run so the one returned is always right.
+    """
+    result = SeedResult()
+    types = _seed_sensor_types(result)
+    thresholds = _seed_thresholds(types, result)
+    areas = _seed_locations(result)
+    _seed_devices(areas, types, result, rotate_keys=rotate_keys)
+    _seed_mappings(thresholds, result)
+    _seed_admin(result, password=admin_password)
+    return result
+
+
+def _seed_sensor_types(result: SeedResult) -> dict[str, SensorType]:
+    types = {sensor_type.code: sensor_type for sensor_type in SensorType.objects.filter(code__in=SENSOR_TYPES)}
+    for code, (name, unit, plausible_min, plausible_max) in SENSOR_TYPES.items():
+        if code not in types:
+            types[code] = SensorType.objects.create(
+                code=code, name=name, unit=unit, plausible_min=plausible_min, plausible_max=plausible_max
+            )
+            result.created["sensor types"] += 1
+    return types
+
+
+def _seed_thresholds(types: dict[str, SensorType], result: SeedResult) -> dict[str, Threshold]:
+    thresholds: dict[str, Threshold] = {}
+    for code, bands in DEFAULT_THRESHOLDS.items():
+        threshold, created = Threshold.objects.get_or_create(sensor_type=types[code], name="default", defaults=bands)
+        thresholds[code] = threshold
+        result.created["thresholds"] += created
+    return thresholds
+
+
+def _location(name: str, kind: str, parent: Location | None, result: SeedResult) -> Location:
+    existing = Location.objects.filter(parent=parent, name=name).first()
+    if existing is not None:
+        return existing
+    result.created["locations"] += 1
+    return location_save(Location(name=name, kind=kind, parent=parent))
+
+
+def _seed_locations(result: SeedResult) -> dict[Area, Location]:
+    factory = _location(FACTORY_NAME, Location.Kind.FACTORY, None, result)
+    buildings: dict[int, Location] = {}
+    floors: dict[tuple[int, int], Location] = {}
+    locations: dict[Area, Location] = {}
+    for area in AREAS:
+        if area.building not in buildings:
+            buildings[area.building] = _location(f"Building {area.building}", Location.Kind.BUILDING, factory, result)
+        floor_key = (area.building, area.floor)
+        if floor_key not in floors:
+            floors[floor_key] = _location(f"Floor {area.floor}", Location.Kind.FLOOR, buildings[area.building], result)
+        locations[area] = _location(area.name, Location.Kind.AREA, floors[floor_key], result)
+    return locations
+
+
+def _seed_devices(
+    areas: dict[Area, Location], types: dict[str, SensorType], result: SeedResult, *, rotate_keys: bool
+) -> None:
+    specs = demo_devices()
+    existing = Device.objects.in_bulk([spec.device_id for spec in specs], field_name="device_id")
+    sensors_present = set(
+        Sensor.objects.filter(device__device_id__in=list(existing), channel="").values_list(
+            "device__device_id", "sensor_type__code"
+        )
+    )
+    for spec in specs:
+        device = existing.get(spec.device_id)
+        if device is None:
+            device, key = device_create(
+                device_id=spec.device_id,
+                name=spec.name,
+                manufacturer=spec.manufacturer,
+                model=spec.model,
+                location=areas[spec.area],
+                status=Device.Status.MAINTENANCE if spec.device_id in MAINTENANCE_DEVICES else Device.Status.ACTIVE,
+                fw_version="1.4.2",
+                metadata={"demo": True},
+            )
+            result.issued_keys[device.device_id] = key
+            result.created["devices"] += 1
+        elif rotate_keys:
+            result.issued_keys[device.device_id] = device_rotate_key(device=device)
+        for code in spec.sensor_types:
+            if (spec.device_id, code) not in sensors_present:
+                sensor_create(device=device, sensor_type=types[code])
+                result.created["sensors"] += 1
+
+
+def _seed_mappings(thresholds: dict[str, Threshold], result: SeedResult) -> None:
+    sensors = Sensor.objects.select_related("sensor_type").in_bulk(
+        [key for key, _ in SENSOR_MAPPINGS], field_name="key"
+    )
+    for key, overrides in SENSOR_MAPPINGS:
+        sensor = sensors.get(key)
+        if sensor is None:  # deleted by staff since an earlier run: not ours to bring back half-way
+            continue
+        _, created = SensorThresholdMapping.objects.get_or_create(
+            sensor=sensor, threshold=thresholds[sensor.sensor_type.code], defaults=overrides
+        )
+        result.created["threshold mappings"] += created
+
+
+def _seed_admin(result: SeedResult, *, password: str | None) -> None:
+    result.admin_password_generated = not password
+    result.admin_password = password or secrets.token_urlsafe(12)
+    user, result.admin_token = user_set_role(username=ADMIN_USERNAME, role=Role.ADMIN, password=result.admin_password)
+    if not user.is_superuser:
+        get_user_model().objects.filter(pk=user.pk).update(is_superuser=True)
+        result.created["admin superuser"] += 1
+
+
+def device_keys_write(path: Path, issued_keys: dict[str, str]) -> dict[str, str]:
+    """Write device_id -> ingest key as JSON: the keys issued now, plus the keys already in the file that
+    still open their device (a key rotated or a device deleted since drops out). Returns what was written.
+
+    The file holds secrets, so it is written owner-readable only, and replaced atomically so a simulator
+    never reads half of it.
+    """
+    keys: dict[str, str] = {}
+    if path.exists():
+        try:
+            earlier = json.loads(path.read_text())
+        except ValueError:
+            earlier = {}
+        if isinstance(earlier, dict):
+            valid_hashes = dict(
+                Device.objects.filter(device_id__in=list(earlier)).values_list("device_id", "ingest_key_hash")
+            )
+            keys = {
+                device_id: key
+                for device_id, key in earlier.items()
+                if isinstance(key, str) and valid_hashes.get(device_id) == hash_ingest_key(key)
+            }
+    keys.update(issued_keys)
+    keys = dict(sorted(keys.items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(keys, file, indent=2)
+            file.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return keys
