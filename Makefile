@@ -1,0 +1,61 @@
+# The two commands: `make run` sets everything up and starts the stack; `make test` runs the test suite.
+# Both create the virtualenv, install the requirements and start PostgreSQL, Redis and Mosquitto as needed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help run test install env services database migrate static seed lint format
+
+help:
+	@echo "make run     set up everything, seed the demo plant, start web, worker, beat and Flower (Ctrl-C stops)"
+	@echo "make test    set up the virtualenv and services, then run the tests (extra pytest args: PYTEST_ARGS=...)"
+	@echo "make seed    create what is missing of the demo plant and print the admin login"
+	@echo "make lint    ruff check and format check"
+
+run: install env services database migrate static
+	bin/run
+
+test: install services
+	@# pytest exits 5 when it collected no tests: a suite that ran nothing must not pass.
+	@status=0; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$status
+
+install: $(VENV)/.requirements-installed
+
+# Reinstalls when a requirements file changes.
+$(VENV)/.requirements-installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
+		echo "Could not create $(VENV): install Python 3.11 with venv (e.g. apt-get install python3.11-venv)" >&2; \
+		exit 1; }
+	$(PY) -m pip install --disable-pip-version-check --quiet -r requirements-dev.txt
+	@touch $@
+
+env: install
+	@PYTHON=$(PY) bin/ensure-env
+
+services:
+	@bin/ensure-services
+
+database: env services
+	@$(PY) bin/ensure-database
+
+migrate: database
+	$(PY) manage.py migrate --no-input
+
+static: install env
+	$(PY) manage.py collectstatic --no-input --verbosity 0
+
+seed: migrate
+	@mkdir -p .run
+	$(PY) manage.py seed_demo --device-keys .run/device-keys.json
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
