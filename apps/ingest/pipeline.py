@@ -263,34 +263,74 @@ def _touch_devices(
     for index in fresh_groups:
         device_id, seq = normalized.groups[index]
         seqs_by_device.setdefault(devices[device_id].device_pk, []).append(seq)
+    received_s = batch.received_at.timestamp()
+    if not seqs_by_device and all(
+        received_s - _touched_at.get(device_pk, float("-inf")) < LAST_SEEN_RESOLUTION_S for device_pk in device_pks
+    ):
+        # This process marked all these devices online moments ago; skip even the statement that would find
+        # nothing to update.
+        return 0
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, last_seq FROM devices_device WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [device_pks]
-        )
-        last_seq_by_device = dict(cursor.fetchall())
+        if seqs_by_device:
+            cursor.execute(
+                "SELECT id, last_seq FROM devices_device WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                [sorted(seqs_by_device)],
+            )
+            last_seq_by_device = dict(cursor.fetchall())
+        else:
+            last_seq_by_device = {}
         gaps_total = 0
         last_seqs: list[int | None] = []
         gaps: list[int] = []
         for device_pk in device_pks:
-            last, gap = _advance_sequence(last_seq_by_device.get(device_pk), sorted(seqs_by_device.get(device_pk, [])))
+            if device_pk in seqs_by_device:
+                last, gap = _advance_sequence(last_seq_by_device.get(device_pk), sorted(seqs_by_device[device_pk]))
+            else:
+                last, gap = None, 0
             last_seqs.append(last)
             gaps.append(gap)
             gaps_total += gap
+        # Rows are locked in id order (no deadlock between concurrent batches), and a device already marked
+        # online and seen within LAST_SEEN_RESOLUTION_S is left alone: a busy device would otherwise be
+        # rewritten by every batch, which costs more than storing the readings themselves.
         cursor.execute(
             """
+            WITH u AS (
+                SELECT * FROM unnest(%(ids)s::bigint[], %(last)s::bigint[], %(gaps)s::bigint[]) AS u(id, last_seq, gaps)
+            ),
+            due AS (
+                SELECT d.id FROM devices_device d JOIN u ON u.id = d.id
+                 WHERE u.last_seq IS NOT NULL
+                    OR d.connection_status <> 'online'
+                    OR d.last_seen IS NULL
+                    OR d.last_seen < %(at)s - %(resolution)s * interval '1 second'
+                 ORDER BY d.id
+                   FOR UPDATE OF d
+            )
             UPDATE devices_device d
-               SET last_seen = GREATEST(COALESCE(d.last_seen, %s), %s),
+               SET last_seen = GREATEST(COALESCE(d.last_seen, %(at)s), %(at)s),
                    connection_status = 'online',
-                   last_seq = u.last_seq,
+                   last_seq = COALESCE(u.last_seq, d.last_seq),
                    seq_gaps = d.seq_gaps + u.gaps
-              FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS u(id, last_seq, gaps)
-             WHERE d.id = u.id
+              FROM u, due
+             WHERE d.id = u.id AND d.id = due.id
             """,
-            [batch.received_at, batch.received_at, device_pks, last_seqs, gaps],
+            {
+                "ids": device_pks,
+                "last": last_seqs,
+                "gaps": gaps,
+                "at": batch.received_at,
+                "resolution": LAST_SEEN_RESOLUTION_S,
+            },
         )
+    transaction.on_commit(lambda: _touched_at.update(dict.fromkeys(device_pks, received_s)))
     return gaps_total
 
 
+# How stale a device's last_seen may be before a batch rewrites it (see _touch_devices).
+LAST_SEEN_RESOLUTION_S = 5
+# When this process last wrote each device's last_seen (received_at, epoch seconds).
+_touched_at: dict[int, float] = {}
 # A seq this far below the high-water mark means the device restarted its counter, not a late datagram.
 SEQ_RESTART_MARGIN = 1000
 

@@ -1,0 +1,399 @@
+"""End-to-end ingest benchmark: HTTP batches of readings to rows committed, against raw COPY in the same run.
+
+It starts what it measures itself, on a database of its own (default `telemetry_bench`, created and migrated
+here) and a Redis database of its own (15 minus one, default 14): gunicorn serving the API and one Celery
+worker consuming the `ingest` queue. PostgreSQL and Redis must be running (`bin/ensure-services` starts them).
+
+    .venv/bin/python bench/ingest.py                      # defaults: 300,000 readings, batches of 1,000
+    .venv/bin/python bench/ingest.py --readings 1000000 --clients 8
+
+It prints, in order: the validation cost per reading (our tight loop against a DRF serializer), the
+end-to-end run (readings/s from the first POST to the last batch committed; p50/p99 from POST to the batch
+committed), then the same rows written straight into the readings table by COPY, by COPY into a staging table
+plus INSERT ... ON CONFLICT, and by INSERT ... SELECT FROM unnest(...) ON CONFLICT. Its last line is one JSON
+object with readings_per_s, copy_per_s, ratio, p50_ms, p99_ms and the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--readings", type=int, default=300_000)
+    parser.add_argument("--batch-size", type=int, default=1_000)
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    parser.add_argument("--sensors", type=int, default=2_000)
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--write-method", choices=["copy", "unnest"], default="copy")
+    parser.add_argument("--database", default="telemetry_bench")
+    parser.add_argument(
+        "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
+    )
+    parser.add_argument("--redis-url", default="redis://localhost:6379/14")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--timeout", type=float, default=400, help="seconds to wait for all batches")
+    return parser.parse_args()
+
+
+def setup_environment(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"{args.db_url_base}/{args.database}",
+        REDIS_URL=args.redis_url,
+        SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only-secret-key"),
+        DEBUG="false",
+        INGEST_WRITE_METHOD=args.write_method,
+        DJANGO_SETTINGS_MODULE="telemetry_project.settings",
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+    )
+    os.environ.update(env)
+    return env
+
+
+def create_database(args: argparse.Namespace, env: dict[str, str]) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{args.db_url_base}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{args.database}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+
+
+def prepare_world(args: argparse.Namespace) -> tuple[list[tuple[int, str]], str]:
+    """Sensors to write to and an admin token; empties the readings tables so every run starts equal."""
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from apps.accounts.roles import Role
+    from apps.accounts.services import user_set_role
+    from apps.devices.models import Device, Sensor, SensorType
+    from apps.devices.services import device_create
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE ingest_reading, ingest_latestreading, ingest_datagramseq, ingest_ingestbatch")
+    sensor_type, _ = SensorType.objects.get_or_create(
+        code="voltage_dc", defaults={"name": "DC voltage", "unit": "V", "plausible_min": 0, "plausible_max": 1500}
+    )
+    existing = Sensor.objects.filter(sensor_type=sensor_type, device__device_id__startswith="bench-").count()
+    for number in range(existing, args.sensors):
+        device, _ = device_create(device_id=f"bench-{number:05d}")
+        Sensor.objects.create(device=device, sensor_type=sensor_type, key=f"bench-{number:05d}/voltage_dc")
+    sensors = list(
+        Sensor.objects.filter(sensor_type=sensor_type, device__device_id__startswith="bench-")
+        .order_by("key")
+        .values_list("id", "key")[: args.sensors]
+    )
+    Device.objects.filter(device_id__startswith="bench-").update(last_seq=None, seq_gaps=0, connection_status="unknown")
+    _, token = user_set_role(username="bench", role=Role.ADMIN)
+    return sensors, token
+
+
+def make_rows(sensors: list[tuple[int, str]], count: int) -> list[tuple[int, str, datetime, float]]:
+    """(sensor id, key, ts, value): each sensor's readings a second apart, sensors interleaved as devices send."""
+    rng = random.Random(42)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=count // len(sensors) + 3600)
+    rows = []
+    for position in range(count):
+        sensor_id, key = sensors[position % len(sensors)]
+        ts = start + timedelta(seconds=position // len(sensors))
+        rows.append((sensor_id, key, ts, round(700 + rng.random() * 100, 3)))
+    return rows
+
+
+def request_bodies(rows, batch_size: int) -> list[bytes]:
+    import orjson
+
+    bodies = []
+    for offset in range(0, len(rows), batch_size):
+        chunk = rows[offset : offset + batch_size]
+        bodies.append(
+            orjson.dumps(
+                [
+                    {"sensor": key, "ts": ts.isoformat().replace("+00:00", "Z"), "value": value}
+                    for _, key, ts, value in chunk
+                ]
+            )
+        )
+    return bodies
+
+
+def measure_validation(bodies: list[bytes]) -> dict[str, float]:
+    """µs per reading to check and normalise a request: our loop against a DRF serializer on the same items."""
+    import orjson
+    from rest_framework import serializers
+
+    from apps.ingest.services import normalize_request
+
+    class ReadingSerializer(serializers.Serializer):
+        sensor = serializers.CharField(max_length=300)
+        ts = serializers.DateTimeField(required=False)
+        value = serializers.FloatField()
+
+    sample = [orjson.loads(body) for body in bodies[:20]]
+    readings = sum(len(items) for items in sample)
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    for items in sample:
+        normalize_request(items, received_at=now, device_id=None)
+    ours = (time.perf_counter() - started) / readings * 1e6
+    started = time.perf_counter()
+    for items in sample:
+        serializer = ReadingSerializer(data=items, many=True)
+        serializer.is_valid(raise_exception=True)
+    drf = (time.perf_counter() - started) / readings * 1e6
+    return {"validation_us_per_reading": round(ours, 2), "drf_serializer_us_per_reading": round(drf, 2)}
+
+
+def start_processes(args: argparse.Namespace, env: dict[str, str], log_dir: Path) -> list[subprocess.Popen]:
+    import redis
+
+    redis.Redis.from_url(args.redis_url).flushdb()
+    web_log = open(log_dir / "bench-web.log", "w")  # noqa: SIM115
+    worker_log = open(log_dir / "bench-worker.log", "w")  # noqa: SIM115
+    web = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "telemetry_project.wsgi:application", "--bind", f"127.0.0.1:{args.port}",
+            "--workers", str(args.web_workers), "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+        ],
+        cwd=ROOT, env=env, stdout=web_log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "ingest", "-c", str(args.worker_concurrency),
+            "--without-gossip", "--without-mingle", "-l", "warning",
+        ],
+        cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    processes = [web, worker]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        stop_processes(processes)
+        raise SystemExit(f"the web server did not start; see {log_dir / 'bench-web.log'}")
+    from workers.celery import app
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not app.control.ping(timeout=1):
+        time.sleep(0.5)
+    return processes
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def post_all(args: argparse.Namespace, bodies: list[bytes], token: str) -> tuple[list[tuple[str, float]], float]:
+    """POST every body from `clients` threads with keep-alive; returns (batch id, sent at) and the start time."""
+    sent: list[tuple[str, float]] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    next_body = iter(range(len(bodies)))
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
+        while True:
+            with lock:
+                index = next(next_body, None)
+            if index is None:
+                return
+            started = time.time()
+            connection.request("POST", "/api/v1/ingest/", body=bodies[index], headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            if response.status != 202:
+                errors.append(f"{response.status}: {payload[:200]!r}")
+                return
+            with lock:
+                sent.append((json.loads(payload)["batch_id"], started))
+
+    started = time.time()
+    threads = [threading.Thread(target=client) for _ in range(args.clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise SystemExit(f"ingest requests failed: {errors[:3]}")
+    return sent, started
+
+
+def wait_until_done(sent: list[tuple[str, float]], timeout: float) -> dict[str, float]:
+    from django.db import connection
+
+    ids = [batch_id for batch_id, _ in sent]
+    deadline = time.monotonic() + timeout
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'failed')"
+                " FROM ingest_ingestbatch WHERE id = ANY(%s::uuid[])",
+                [ids],
+            )
+            done, failed = cursor.fetchone()
+        if failed:
+            raise SystemExit(f"{failed} batches failed")
+        if done == len(ids):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {done} of {len(ids)} batches done after {timeout} s")
+        time.sleep(0.2)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id::text, extract(epoch FROM finished_at) FROM ingest_ingestbatch WHERE id = ANY(%s::uuid[])", [ids]
+        )
+        return {batch_id: float(finished) for batch_id, finished in cursor.fetchall()}
+
+
+def baseline_writes(rows) -> dict[str, float]:
+    """Rows/s for the same rows written three ways straight into the same (emptied) readings table."""
+    from django.db import connection
+
+    ids = [sensor_id for sensor_id, _, _, _ in rows]
+    stamps = [ts for _, _, ts, _ in rows]
+    values = [value for _, _, _, value in rows]
+    results = {}
+    for method in ("copy", "stage_insert", "unnest"):
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE ingest_reading")
+        raw = connection.connection
+        started = time.perf_counter()
+        with raw.transaction(), raw.cursor() as cursor:
+            if method == "copy":
+                with cursor.copy("COPY ingest_reading (sensor_id, ts, value) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["int8", "timestamptz", "float8"])
+                    for row in zip(ids, stamps, values, strict=True):
+                        copy.write_row(row)
+            elif method == "stage_insert":
+                cursor.execute(
+                    "CREATE TEMP TABLE bench_stage (sensor_id bigint, ts timestamptz, value float8) ON COMMIT DROP"
+                )
+                with cursor.copy("COPY bench_stage FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["int8", "timestamptz", "float8"])
+                    for row in zip(ids, stamps, values, strict=True):
+                        copy.write_row(row)
+                cursor.execute(
+                    "INSERT INTO ingest_reading (sensor_id, ts, value) SELECT sensor_id, ts, value FROM bench_stage"
+                    " ON CONFLICT DO NOTHING"
+                )
+            else:
+                for offset in range(0, len(ids), 10_000):
+                    cursor.execute(
+                        "INSERT INTO ingest_reading (sensor_id, ts, value) SELECT s, t, v FROM"
+                        " unnest(%s::bigint[], %s::timestamptz[], %s::float8[]) AS u(s, t, v) ON CONFLICT DO NOTHING",
+                        [
+                            ids[offset : offset + 10_000],
+                            stamps[offset : offset + 10_000],
+                            values[offset : offset + 10_000],
+                        ],
+                    )
+        results[f"{method}_per_s"] = round(len(rows) / (time.perf_counter() - started))
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE ingest_reading, ingest_latestreading")
+    return results
+
+
+def main() -> None:
+    args = parse_args()
+    env = setup_environment(args)
+    create_database(args, env)
+    sensors, token = prepare_world(args)
+    rows = make_rows(sensors, args.readings)
+    bodies = request_bodies(rows, args.batch_size)
+    validation = measure_validation(bodies)
+    print(
+        f"validation: {validation['validation_us_per_reading']} µs/reading (tight loop) against "
+        f"{validation['drf_serializer_us_per_reading']} µs/reading (DRF serializer, many=True)"
+    )
+
+    log_dir = Path(os.environ.get("BENCH_LOG_DIR", "/tmp"))
+    processes = start_processes(args, env, log_dir)
+    try:
+        sent, started = post_all(args, bodies, token)
+        posted = time.time()
+        finished = wait_until_done(sent, args.timeout)
+    finally:
+        stop_processes(processes)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM ingest_reading")
+        stored = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM ingest_latestreading")
+        latest = cursor.fetchone()[0]
+    if stored != len(rows):
+        raise SystemExit(f"stored {stored} readings, expected {len(rows)}")
+    elapsed = max(finished.values()) - started
+    latencies = sorted((finished[batch_id] - sent_at) * 1000 for batch_id, sent_at in sent)
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    rate = len(rows) / elapsed
+    print(
+        f"end to end: {len(rows):,} readings in {len(bodies)} requests from {args.clients} clients: {elapsed:.2f} s, "
+        f"{rate:,.0f} readings/s (POSTs took {posted - started:.2f} s); POST→committed p50 {p50:.0f} ms, p99 {p99:.0f} ms; "
+        f"{stored:,} rows stored, {latest:,} latest values"
+    )
+    baselines = baseline_writes(rows)
+    print(
+        f"same rows straight into the table: COPY {baselines['copy_per_s']:,}/s, staging COPY + INSERT ON CONFLICT "
+        f"{baselines['stage_insert_per_s']:,}/s, unnest INSERT ON CONFLICT {baselines['unnest_per_s']:,}/s"
+    )
+    ratio = rate / baselines["copy_per_s"]
+    print(f"ratio end to end / raw COPY: {ratio:.2f}")
+    result = {
+        "readings": len(rows),
+        "batch_size": args.batch_size,
+        "clients": args.clients,
+        "sensors": len(sensors),
+        "write_method": args.write_method,
+        "readings_per_s": round(rate),
+        "copy_per_s": baselines["copy_per_s"],
+        "stage_insert_per_s": baselines["stage_insert_per_s"],
+        "unnest_per_s": baselines["unnest_per_s"],
+        "ratio": round(ratio, 3),
+        "p50_ms": round(p50, 1),
+        "p99_ms": round(p99, 1),
+        **validation,
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
