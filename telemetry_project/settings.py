@@ -160,7 +160,7 @@ SPECTACULAR_SETTINGS = {
         "ConnectionStatusEnum": "apps.devices.models.Device.ConnectionStatus",
         "LocationKindEnum": "apps.locations.models.Location.Kind",
         "BatchStatusEnum": "apps.ingest.models.IngestBatch.Status",
-        "RealtimeStatusEnum": "apps.ingest.selectors.RealtimeStatus",
+        "RealtimeStatusEnum": "apps.ingest.selectors.RealtimeStatus.choices",
     },
 }
 
