@@ -288,7 +288,7 @@ def _seed_admin(result: SeedResult, *, password: str | None) -> None:
         result.created["admin superuser"] += 1
 
 
-def device_keys_write(path: Path, issued_keys: dict[str, str]) -> dict[str, str]:
+def device_keys_write(*, path: Path, issued_keys: dict[str, str]) -> dict[str, str]:
     """Write device_id -> ingest key as JSON: the keys issued now, plus the keys already in the file that
     still open their device (a key rotated or a device deleted since drops out). Returns what was written.
 

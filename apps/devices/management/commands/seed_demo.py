@@ -33,7 +33,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Admin login: {result.admin_username} / {result.admin_password}  ({source})")
         self.stdout.write(f"Admin API token: {result.admin_token}  (Authorization: Token <token>)")
         if device_keys is not None:
-            written = device_keys_write(device_keys, result.issued_keys)
+            written = device_keys_write(path=device_keys, issued_keys=result.issued_keys)
             self.stdout.write(
                 f"Device keys: {len(result.issued_keys)} issued now, {len(written)} working keys in {device_keys}"
             )
