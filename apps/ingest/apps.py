@@ -5,3 +5,15 @@ class IngestConfig(AppConfig):
     name = "apps.ingest"
     label = "ingest"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from apps.devices.models import Device, Sensor, SensorType
+        from apps.ingest.resolution import configuration_changed
+
+        for model in (Device, Sensor, SensorType):
+            post_save.connect(configuration_changed, sender=model, dispatch_uid=f"ingest-cache-{model.__name__}-save")
+            post_delete.connect(
+                configuration_changed, sender=model, dispatch_uid=f"ingest-cache-{model.__name__}-delete"
+            )

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from apps.ingest.adapters import to_epoch_us
 from apps.ingest.models import IngestBatch
 from apps.ingest.payload import NormalizedBatch, describe_ref
-from apps.ingest.resolution import ResolvedDevice, ResolvedSensor, resolve_refs
+from apps.ingest.resolution import ResolvedDevice, ResolvedSensor, clear_cache, resolve_refs
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,16 @@ def batch_process(*, batch_id: str) -> BatchOutcome | None:
     if not claimed:
         logger.info("ingest batch %s is done or gone; nothing to do", batch_id)
         return None
+    try:
+        return _store_batch(batch_id)
+    except IntegrityError:
+        # A sensor was deleted while this process still had it cached (its readings would break the
+        # foreign key). Everything above rolled back; resolve afresh and go again.
+        clear_cache()
+        return _store_batch(batch_id)
+
+
+def _store_batch(batch_id: str) -> BatchOutcome | None:
     with transaction.atomic():
         batch = IngestBatch.objects.select_for_update().filter(pk=batch_id).first()
         if batch is None or batch.status == IngestBatch.Status.DONE:

@@ -1,7 +1,10 @@
 """Resolve the sensor references of a batch to sensors in one query, with a short per-process cache.
 
-Configuration changes (a new sensor, a new plausible range) reach the cache within INGEST_SENSOR_CACHE_S;
-unknown references are never cached, so a sensor created a moment ago is found on the next batch.
+Saving or deleting a sensor, device or sensor type bumps a generation number in the shared cache (Redis);
+every batch reads it once and drops this process's cache when it moved, so a changed plausible range or a
+deleted sensor is seen by the next batch. Changes that bypass model signals (queryset.update) are seen within
+INGEST_SENSOR_CACHE_S. Unknown references are never cached, so a sensor created a moment ago is found on the
+next batch.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 
 from apps.ingest.payload import DEVICE_FIELD_REF, DEVICE_TYPE_REF, KEY_REF, SEP
@@ -34,6 +38,8 @@ class ResolvedDevice:
 
 _cache: dict[str, tuple[float, ResolvedSensor]] = {}
 _CACHE_LIMIT = 200_000
+GENERATION_KEY = "ingest:sensor-config-generation"
+_generation: list = [None]
 
 _QUERY = """
 SELECT s.id, s.key, s.channel, t.code, d.id, d.device_id, d.status, d.payload_adapter, t.plausible_min, t.plausible_max
@@ -48,8 +54,30 @@ def clear_cache() -> None:
     _cache.clear()
 
 
+def bump_generation() -> None:
+    """Tell every worker process that sensor configuration changed."""
+    if not cache.add(GENERATION_KEY, 1, timeout=None):
+        try:
+            cache.incr(GENERATION_KEY)
+        except ValueError:  # expired or evicted between add and incr
+            cache.add(GENERATION_KEY, 1, timeout=None)
+
+
+def configuration_changed(sender, **kwargs) -> None:
+    """Signal receiver for saves and deletes of sensors, devices and sensor types."""
+    bump_generation()
+
+
+def _check_generation() -> None:
+    generation = cache.get(GENERATION_KEY)
+    if generation != _generation[0]:
+        _cache.clear()
+        _generation[0] = generation
+
+
 def resolve_refs(refs: list[str]) -> tuple[dict[str, ResolvedSensor], dict[str, ResolvedDevice]]:
     """Sensors for the references that exist, and the devices named by device references (known ones)."""
+    _check_generation()
     now = time.monotonic()
     resolved: dict[str, ResolvedSensor] = {}
     missing: list[str] = []
