@@ -1,0 +1,146 @@
+"""A real Celery worker in a subprocess, talking to the test database and the test Redis database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import redis
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from django.conf import settings
+
+from workers.celery import app as celery_app
+
+QUEUES = ("ingest", "alerts", "default")
+# Where kombu's Redis transport keeps delivered but unacknowledged messages; left over from an earlier run
+# they would be restored into the queues once their visibility timeout passes.
+UNACKED_KEYS = ("unacked", "unacked_index", "unacked_mutex")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy and return that; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {getattr(predicate, '__name__', predicate)}")
+        time.sleep(interval)
+
+
+def database_url(settings_dict: dict) -> str:
+    """A DATABASE_URL for the database Django is connected to (after test setup: the test database)."""
+    user = quote(settings_dict.get("USER") or "", safe="")
+    password = quote(settings_dict.get("PASSWORD") or "", safe="")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = quote(settings_dict.get("HOST") or "localhost", safe="")
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{credentials}{host}{port}/{quote(settings_dict['NAME'], safe='')}"
+
+
+def purge_queues() -> None:
+    """Drop every message waiting in (or taken but not acknowledged from) the test broker's queues."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        client.delete(*UNACKED_KEYS)
+    finally:
+        client.close()
+    with celery_app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in QUEUES:
+            channel.queue_purge(queue)
+
+
+@dataclass
+class CeleryWorker:
+    process: subprocess.Popen
+    log_path: Path
+    database_url: str
+
+    @classmethod
+    def start(cls, *, database_url: str, log_path: Path, startup_timeout: float = 30.0) -> CeleryWorker:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": settings.REDIS_URL,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+            "PYTHONUNBUFFERED": "1",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers",
+            "worker",
+            "-Q",
+            ",".join(QUEUES),
+            "-c",
+            "2",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "info",
+        ]
+        purge_queues()
+        log_file = log_path.open("wb")
+        try:
+            # A session of its own, so the whole pool (parent and forked children) can be killed together.
+            process = subprocess.Popen(
+                command,
+                cwd=settings.BASE_DIR,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log_file.close()
+        worker = cls(process=process, log_path=log_path, database_url=database_url)
+        try:
+            worker.wait_until_ready(startup_timeout)
+        except BaseException:
+            worker.stop()
+            raise
+        return worker
+
+    def wait_until_ready(self, timeout: float) -> None:
+        """Round-trip `housekeeping.ping` through the broker; the first answer proves the worker consumes."""
+        deadline = time.monotonic() + timeout
+        result = celery_app.send_task("housekeeping.ping")
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Celery worker exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if result.get(timeout=0.5) == "pong":
+                    return
+            except CeleryTimeoutError:
+                pass
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"Celery worker did not answer a ping within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL for the worker's whole process group."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            # The leader is still alive, so the group id is still the worker's own.
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
