@@ -48,6 +48,13 @@ INSTALLED_APPS = [
     "apps.thresholds",
     "apps.deadletters",
     "apps.ingest",
+    "apps.alerts",
+    "apps.notifications",
+    "apps.aggregates",
+    "apps.stats",
+    "apps.mqtt",
+    "apps.commands",
+    "apps.operations",
 ]
 
 MIDDLEWARE = [
@@ -177,6 +184,9 @@ CELERY_TASK_QUEUES = (Queue("ingest"), Queue("alerts"), Queue("default"))
 CELERY_TASK_ROUTES = {
     "ingest.*": {"queue": "ingest"},
     "alerts.*": {"queue": "alerts"},
+    "notifications.*": {"queue": "alerts"},
+    "aggregates.*": {"queue": "default"},
+    "devices.*": {"queue": "default"},
     "housekeeping.*": {"queue": "default"},
 }
 CELERY_TASK_ACKS_LATE = True
@@ -235,6 +245,14 @@ INGEST_FLAT_FIELD_MAPS = {
         "current_a": "current_dc",
     },
 }
+
+# --- Alerting (apps.alerts, apps.notifications) -----------------------------------------------------------------
+
+# --- Aggregation, exports, retention (apps.aggregates, apps.stats) ---------------------------------------------
+
+# --- MQTT and device commands (apps.mqtt, apps.commands) -------------------------------------------------------
+
+# --- Operations: metrics, logging, rate limits (apps.operations) -----------------------------------------------
 
 HEALTH_CHECK_TIMEOUT_S = env_float("HEALTH_CHECK_TIMEOUT_S", 2.0, minimum=0.1)
 

@@ -10,11 +10,17 @@ api_v1 = [
     path("", include("apps.devices.urls")),
     path("", include("apps.thresholds.urls")),
     path("", include("apps.ingest.urls")),
+    path("", include("apps.alerts.urls")),
+    path("", include("apps.notifications.urls")),
+    path("", include("apps.aggregates.urls")),
+    path("", include("apps.stats.urls")),
+    path("", include("apps.commands.urls")),
 ]
 
 urlpatterns = [
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
+    path("", include("apps.operations.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

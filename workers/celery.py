@@ -11,4 +11,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.include = [
     "workers.tasks.housekeeping",
     "workers.tasks.ingest",
+    "workers.tasks.alerts",
+    "workers.tasks.aggregates",
+    "workers.tasks.devices",
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 
@@ -100,6 +101,12 @@ class IngestBatch(models.Model):
     # the batch is done, kept when it failed so a replay has them.
     payload = models.BinaryField(null=True, blank=True, editable=False)
     request_id = models.CharField(max_length=64, blank=True, default="")
+    # What the batch stored, for threshold evaluation to read back (sensors and the time span of their
+    # readings), and when that evaluation finished.
+    stored_sensor_ids = ArrayField(models.BigIntegerField(), default=list, blank=True, editable=False)
+    stored_ts_min = models.DateTimeField(null=True, blank=True, editable=False)
+    stored_ts_max = models.DateTimeField(null=True, blank=True, editable=False)
+    evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-received_at"]

@@ -6,8 +6,9 @@ import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -19,6 +20,10 @@ from apps.ingest.payload import NormalizedBatch, describe_ref
 from apps.ingest.resolution import ResolvedDevice, ResolvedSensor, clear_cache, resolve_refs
 
 logger = logging.getLogger(__name__)
+
+
+# The task that evaluates thresholds for a stored batch (apps/alerts); it sets the batch's evaluated_at.
+EVALUATE_BATCH_TASK = "alerts.evaluate_batch"
 
 
 class Reason:
@@ -39,6 +44,8 @@ class BatchOutcome:
     samples: list[dict] = field(default_factory=list)
     sequence_gaps: int = 0
     sensor_ids: list[int] = field(default_factory=list)
+    ts_min_us: int | None = None
+    ts_max_us: int | None = None
 
     @property
     def rejected(self) -> int:
@@ -145,8 +152,20 @@ def _store_batch(batch_id: str) -> BatchOutcome | None:
         batch.sequence_gaps = outcome.sequence_gaps
         batch.failure = ""
         batch.payload = None
+        batch.stored_sensor_ids = outcome.sensor_ids if outcome.stored else []
+        if outcome.stored:
+            batch.stored_ts_min = _datetime(outcome.ts_min_us)
+            batch.stored_ts_max = _datetime(outcome.ts_max_us)
+            transaction.on_commit(lambda: enqueue_evaluation(batch_id=str(batch.pk)), robust=True)
+        else:
+            batch.evaluated_at = batch.finished_at  # nothing new to evaluate
         batch.save()
     return outcome
+
+
+def enqueue_evaluation(*, batch_id: str) -> None:
+    """Hand a stored batch to threshold evaluation (the alerting side), by task name."""
+    current_app.send_task(EVALUATE_BATCH_TASK, kwargs={"batch_id": batch_id})
 
 
 def batch_mark_failed(*, batch_id: str, error: str) -> None:
@@ -214,6 +233,7 @@ def store_readings(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchO
         outcome.stored = stored
         outcome.duplicates += len(sensor_ids) - stored
         outcome.sensor_ids = sorted(set(sensor_ids))
+        outcome.ts_min_us, outcome.ts_max_us = min(timestamps), max(timestamps)
     outcome.sequence_gaps = _touch_devices(normalized, devices, fresh_groups, batch)
     return outcome
 
@@ -360,5 +380,9 @@ def _advance_sequence(last: int | None, seqs: list[int]) -> tuple[int | None, in
     return last, gaps
 
 
+def _datetime(ts_us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ts_us)
+
+
 def _iso(ts_us: int) -> str:
-    return datetime.fromtimestamp(ts_us / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
+    return _datetime(ts_us).isoformat().replace("+00:00", "Z")

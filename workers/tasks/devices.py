@@ -1,0 +1,1 @@
+"""Tasks of the devices side; see workers/celery.py for how modules are registered."""
