@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from telemetry_project.env import (
@@ -142,7 +143,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.schema.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
@@ -193,11 +194,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message at a time per process: with late acks a prefetched batch would wait behind a slow one.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120, minimum=1)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150, minimum=1)
-# An unacknowledged message (its worker died) is handed to another worker after this many seconds. It must be
-# longer than the longest task, and countdown/eta tasks further out than this are redelivered early: keep
-# retries' backoff below it (docs/operations.md).
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 45, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 55, minimum=1)
+# An unacknowledged message (its worker died) is handed to another worker after this many seconds, so a
+# batch whose worker vanished is redelivered within about a minute. A task still running when it passes
+# would be delivered twice, and so would a countdown/eta further out: time limits and the retry backoff cap
+# must stay below it (checked here; docs/ingest.md).
 CELERY_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT_S", 60, minimum=5)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
@@ -210,6 +212,13 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 TASK_MAX_RETRIES = env_int("TASK_MAX_RETRIES", 5, minimum=0)
 TASK_RETRY_BACKOFF_MAX_S = env_int("TASK_RETRY_BACKOFF_MAX_S", 30, minimum=1)
+if not CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT_S:
+    raise ImproperlyConfigured(
+        "Need CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT_S, got "
+        f"{CELERY_TASK_SOFT_TIME_LIMIT}, {CELERY_TASK_TIME_LIMIT}, {CELERY_VISIBILITY_TIMEOUT_S}."
+    )
+if TASK_RETRY_BACKOFF_MAX_S >= CELERY_VISIBILITY_TIMEOUT_S:
+    raise ImproperlyConfigured("TASK_RETRY_BACKOFF_MAX_S must be below CELERY_VISIBILITY_TIMEOUT_S.")
 
 # --- Storage --------------------------------------------------------------------------------------------------
 TIMESCALEDB = env_choice("TIMESCALEDB", "auto", {"auto", "on", "off"})
