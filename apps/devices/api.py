@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from apps.accounts.permissions import request_device
 from apps.accounts.roles import Role
 from apps.core.errors import ApplicationError
+from apps.core.schema import ErrorSerializer
 from apps.devices.models import Device, Sensor, SensorType
 from apps.devices.services import device_create, device_record_heartbeat, device_rotate_key, sensor_create
 from apps.locations.api import SubtreeFilter
@@ -140,7 +141,10 @@ class DeviceViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         request=HeartbeatSerializer,
-        responses={200: DeviceSerializer, 403: OpenApiResponse(description="A device key for another device.")},
+        responses={
+            200: DeviceSerializer,
+            403: OpenApiResponse(ErrorSerializer, description="A device key for another device, or a viewer."),
+        },
         summary="Record a heartbeat (device key of this device, or an operator)",
     )
     @action(detail=True, methods=["post"])

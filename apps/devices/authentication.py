@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from apps.accounts.principals import DevicePrincipal
@@ -30,3 +31,18 @@ class DeviceKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+class DeviceKeyScheme(OpenApiAuthenticationExtension):
+    """Names the device key in the OpenAPI schema's security schemes."""
+
+    target_class = DeviceKeyAuthentication
+    name = "deviceKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Device <ingest key>`: a device's own key, for ingest and its heartbeats.",
+        }
