@@ -52,7 +52,28 @@ class ThresholdSerializer(serializers.ModelSerializer):
         errors = band_order_errors(bands)
         if errors:
             raise serializers.ValidationError(errors)
+        if self.instance is not None:
+            self._validate_against_mappings(sensor_type, bands)
         return attrs
+
+    def _validate_against_mappings(self, sensor_type, bands: dict) -> None:
+        """A mapping was checked against the bands it inherited when it was written; changing those bands (or
+        the type) must not leave a sensor with overlapping bands or a mapping to a threshold of another type."""
+        mappings = list(self.instance.mappings.select_related("sensor").order_by("sensor__key"))
+        if mappings and sensor_type.pk != self.instance.sensor_type_id:
+            raise serializers.ValidationError(
+                {"sensor_type": ["Sensors are mapped to this threshold; delete their mappings before moving it."]}
+            )
+        for mapping in mappings:
+            overrides = {field: getattr(mapping, field) for field in OVERRIDABLE_FIELDS}
+            errors = band_order_errors(merge_bands(bands, overrides))
+            if errors:
+                raise serializers.ValidationError(
+                    {
+                        field: [f"With the override for sensor {mapping.sensor.key}: {message}" for message in messages]
+                        for field, messages in errors.items()
+                    }
+                )
 
 
 class ThresholdFilter(django_filters.FilterSet):
