@@ -112,6 +112,41 @@ def test_partial_update_is_checked_against_the_stored_bands(world, operator_api)
     assert threshold.warning_high == 30
 
 
+def test_threshold_bands_may_not_cross_a_mapped_sensors_override(world, operator_api):
+    """env-002/temperature overrides warning_high to 35; a critical_high of 32 would sit below it."""
+    threshold = world.thresholds["temperature"]
+
+    response = operator_api.patch(f"{THRESHOLDS}{threshold.pk}/", {"critical_high": 32}, format="json")
+
+    assert response.status_code == 400
+    body = assert_error_shape(response, "critical_high")
+    assert "env-002/temperature" in body["errors"]["critical_high"][0]
+    threshold.refresh_from_db()
+    assert threshold.critical_high == 40
+
+
+def test_a_mapped_threshold_cannot_move_to_another_sensor_type(world, operator_api):
+    threshold = world.thresholds["temperature"]
+
+    response = operator_api.patch(
+        f"{THRESHOLDS}{threshold.pk}/", {"sensor_type": world.sensor_types["humidity"].pk}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert_error_shape(response, "sensor_type")
+
+
+def test_an_unmapped_threshold_may_move_to_another_sensor_type(world, operator_api):
+    threshold = world.thresholds["voltage_dc"]
+
+    response = operator_api.patch(
+        f"{THRESHOLDS}{threshold.pk}/", {"sensor_type": world.sensor_types["current_dc"].pk}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["sensor_type_code"] == "current_dc"
+
+
 def test_negative_hysteresis_is_rejected(world, operator_api):
     response = operator_api.post(
         THRESHOLDS, {"sensor_type": world.sensor_types["humidity"].pk, "hysteresis": -1}, format="json"
