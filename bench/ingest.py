@@ -63,6 +63,9 @@ def setup_environment(args: argparse.Namespace) -> dict[str, str]:
         INGEST_WRITE_METHOD=args.write_method,
         DJANGO_SETTINGS_MODULE="telemetry_project.settings",
         LOG_LEVEL="WARNING",
+        # One token sends everything here; in production the ingest budget is per device or gateway.
+        THROTTLE_INGEST_READINGS_RATE="off",
+        THROTTLE_TOKEN_RATE="off",
         PYTHONPATH=str(ROOT),
     )
     os.environ.update(env)

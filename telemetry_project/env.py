@@ -6,7 +6,9 @@ environment should stop the process, not run it with a silently different config
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import zoneinfo
 from urllib.parse import urlparse
 
@@ -103,4 +105,27 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
     value = _raw(name, default).lower()
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of: {', '.join(sorted(choices))}.")
+    return value
+
+
+def env_networks(name: str, default: str) -> list:
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network (e.g. 10.0.0.0/8).") from None
+    return networks
+
+
+_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as 100/minute, or None for "off"."""
+    value = _raw(name, default).lower()
+    if value in ("", "off", "none"):
+        return None
+    if not _RATE.match(value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 600/minute (or off).")
     return value

@@ -15,6 +15,8 @@ from telemetry_project.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
+    env_rate,
     env_redis_url,
     env_str,
     env_time_zone,
@@ -42,6 +44,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "django_prometheus",
     "apps.core",
     "apps.accounts",
     "apps.locations",
@@ -59,6 +62,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "apps.operations.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -67,6 +72,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "telemetry_project.urls"
@@ -149,6 +155,10 @@ REST_FRAMEWORK = {
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DATETIME_FORMAT": "iso-8601",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.operations.throttling.TokenRateThrottle",
+        "apps.operations.throttling.DeviceRateThrottle",
+    ],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -205,6 +215,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEO
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
+# The worker logs through Django's LOGGING (JSON with request ids) instead of Celery's own handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {
@@ -262,14 +274,37 @@ INGEST_FLAT_FIELD_MAPS = {
 # --- MQTT and device commands (apps.mqtt, apps.commands) -------------------------------------------------------
 
 # --- Operations: metrics, logging, rate limits (apps.operations) -----------------------------------------------
+# /metrics answers scrapers from these networks, or anyone sending "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+# json (one object per line, for log shippers) or plain (for reading in a terminal).
+LOG_FORMAT = env_choice("LOG_FORMAT", "json", {"json", "plain"})
+# Rate limits: "N/second|minute|hour|day", or "off". token and device count requests; ingest_readings counts
+# readings per device key or token.
+THROTTLE_RATES = {
+    "token": env_rate("THROTTLE_TOKEN_RATE", "6000/minute"),
+    "device": env_rate("THROTTLE_DEVICE_RATE", "1200/minute"),
+    "ingest_readings": env_rate("THROTTLE_INGEST_READINGS_RATE", "1200000/minute"),
+}
 
 HEALTH_CHECK_TIMEOUT_S = env_float("HEALTH_CHECK_TIMEOUT_S", 2.0, minimum=0.1)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "apps.operations.request_id.RequestIdFilter"}},
+    "formatters": {
+        # One JSON object per line on stdout, with the request id that started the work.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -7,6 +7,13 @@ os.environ.setdefault("DEBUG", "false")
 # A Redis database of its own, so a running development system and the tests never share queues or cache.
 os.environ.setdefault("REDIS_URL", "redis://localhost:6379/15")
 
+# Every process of a test run (pytest and the worker it starts, which inherits this environment) counts
+# metrics into one fresh directory, so /metrics sees the worker's counts too.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="telemetry-test-metrics-")
+
 from telemetry_project.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

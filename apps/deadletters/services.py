@@ -5,10 +5,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.deadletters.models import DeadLetter
+from apps.operations import metrics
 
 
 def deadletter_record(*, task_name: str, error: str, **fields) -> DeadLetter:
-    return DeadLetter.objects.create(task_name=task_name, error=error[:10_000], **fields)
+    dead_letter = DeadLetter.objects.create(task_name=task_name, error=error[:10_000], **fields)
+    metrics.DEAD_LETTERS.labels(dead_letter.source).inc()
+    return dead_letter
 
 
 def deadletter_replay(*, dead_letter: DeadLetter) -> str:

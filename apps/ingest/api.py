@@ -24,8 +24,9 @@ from apps.devices.models import Sensor
 from apps.ingest.csv_import import normalize_csv_rows
 from apps.ingest.models import IngestBatch
 from apps.ingest.selectors import RealtimeFilters, RealtimeStatus, readings_queryset, realtime_rows
-from apps.ingest.services import batch_create, normalize_request
+from apps.ingest.services import batch_create, count_readings, normalize_request
 from apps.locations.selectors import location_subtree_prefix
+from apps.operations.throttling import WeightedRateThrottle
 
 
 class BatchSerializer(serializers.ModelSerializer):
@@ -85,10 +86,20 @@ INGEST_EXAMPLES = [
 ]
 
 
+class IngestReadingsThrottle(WeightedRateThrottle):
+    """THROTTLE_RATES["ingest_readings"]: readings, not requests, per device key or token."""
+
+    scope = "ingest_readings"
+
+    def weight(self, request) -> int:
+        return count_readings(request.data)
+
+
 class IngestView(APIView):
     """Accept readings: one task is queued per request and the answer is 202 with the batch id."""
 
     parser_classes = [FastJSONParser]
+    throttle_classes = [*APIView.throttle_classes, IngestReadingsThrottle]
     write_role = Role.OPERATOR
     device_actions = ("*",)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from apps.ingest.adapters import to_epoch_us
 from apps.ingest.models import IngestBatch
 from apps.ingest.payload import NormalizedBatch, describe_ref
 from apps.ingest.resolution import ResolvedDevice, ResolvedSensor, clear_cache, resolve_refs
+from apps.operations import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class BatchOutcome:
     sensor_ids: list[int] = field(default_factory=list)
     ts_min_us: int | None = None
     ts_max_us: int | None = None
+    received_at: datetime | None = None
 
     @property
     def rejected(self) -> int:
@@ -123,13 +126,31 @@ def batch_process(*, batch_id: str) -> BatchOutcome | None:
     if not claimed:
         logger.info("ingest batch %s is done or gone; nothing to do", batch_id)
         return None
+    started = time.monotonic()
     try:
-        return _store_batch(batch_id)
+        outcome = _store_batch(batch_id)
     except IntegrityError:
         # A sensor was deleted while this process still had it cached (its readings would break the
         # foreign key). Everything above rolled back; resolve afresh and go again.
         clear_cache()
-        return _store_batch(batch_id)
+        outcome = _store_batch(batch_id)
+    if outcome is not None:
+        _count(outcome, seconds=time.monotonic() - started)
+        logger.info(
+            "ingest batch %s stored %d, duplicates %d, rejected %d",
+            batch_id, outcome.stored, outcome.duplicates, outcome.rejected,
+        )  # fmt: skip
+    return outcome
+
+
+def _count(outcome: BatchOutcome, *, seconds: float) -> None:
+    metrics.READINGS_STORED.inc(outcome.stored)
+    metrics.READINGS_DUPLICATE.inc(outcome.duplicates)
+    for reason, count in outcome.rejected_by_reason.items():
+        metrics.READINGS_REJECTED.labels(reason).inc(count)
+    metrics.INGEST_BATCH_SECONDS.observe(seconds)
+    if outcome.received_at is not None:
+        metrics.INGEST_BATCH_LATENCY_SECONDS.observe((timezone.now() - outcome.received_at).total_seconds())
 
 
 def _store_batch(batch_id: str) -> BatchOutcome | None:
@@ -176,7 +197,7 @@ def batch_mark_failed(*, batch_id: str, error: str) -> None:
 
 
 def store_readings(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchOutcome:
-    outcome = BatchOutcome(received=len(normalized))
+    outcome = BatchOutcome(received=len(normalized), received_at=batch.received_at)
     resolved, devices = resolve_refs(normalized.refs)
     sensors = [resolved.get(ref) for ref in normalized.refs]
     sender = batch.device_id  # pk of the device whose key sent it, if any

@@ -15,6 +15,7 @@ from apps.core.errors import ApplicationError
 from apps.ingest.adapters import IngestContext, ItemErrors, adapter_for
 from apps.ingest.models import IngestBatch
 from apps.ingest.payload import NormalizedBatch
+from apps.operations import metrics
 
 PROCESS_BATCH_TASK = "ingest.process_batch"
 MAX_REPORTED_ERRORS = 1000
@@ -33,6 +34,11 @@ def request_items(body: Any) -> list:
         'The body must be a reading object, a JSON array of them, or {"readings": [...]}.',
         errors={"non_field_errors": ["Expected an object or an array."]},
     )
+
+
+def count_readings(body: Any) -> int:
+    """How many readings a request body carries (for rate limits and the size limit)."""
+    return _count_readings(request_items(body))
 
 
 def _count_readings(items: list) -> int:
@@ -120,6 +126,7 @@ def batch_create(
             request_id=request_id,
         )
         transaction.on_commit(lambda: enqueue_batch(batch_id=str(batch.pk)), robust=True)
+        transaction.on_commit(lambda: metrics.READINGS_RECEIVED.labels(source).inc(len(normalized)))
     return batch
 
 

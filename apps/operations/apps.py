@@ -5,3 +5,17 @@ class OperationsConfig(AppConfig):
     name = "apps.operations"
     label = "operations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from celery import signals
+
+        from apps.operations import request_id, task_metrics
+
+        signals.before_task_publish.connect(
+            request_id.add_request_id_header, weak=False, dispatch_uid="ops-rid-publish"
+        )
+        signals.task_prerun.connect(request_id.enter_task, weak=False, dispatch_uid="ops-rid-enter")
+        signals.task_postrun.connect(request_id.leave_task, weak=False, dispatch_uid="ops-rid-leave")
+        signals.task_prerun.connect(task_metrics.task_started, weak=False, dispatch_uid="ops-task-started")
+        signals.task_postrun.connect(task_metrics.task_finished, weak=False, dispatch_uid="ops-task-finished")
+        signals.task_retry.connect(task_metrics.task_retried, weak=False, dispatch_uid="ops-task-retried")

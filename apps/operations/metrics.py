@@ -1,0 +1,38 @@
+"""The product's Prometheus metrics. One module, so every name is defined once.
+
+Processes (gunicorn workers, Celery pool processes, the MQTT bridge) each count in their own memory; with
+PROMETHEUS_MULTIPROC_DIR set, prometheus-client writes those counts to files there and the /metrics view adds
+them up (apps/operations/views.py). Set the directory for every process of one deployment, and empty it when
+the deployment starts.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+READINGS_RECEIVED = Counter(
+    "telemetry_readings_received_total", "Readings accepted by the API or the MQTT bridge, before storage", ["source"]
+)
+READINGS_STORED = Counter("telemetry_readings_stored_total", "Readings written to the readings table")
+READINGS_DUPLICATE = Counter("telemetry_readings_duplicate_total", "Readings dropped as duplicates")
+READINGS_REJECTED = Counter("telemetry_readings_rejected_total", "Readings rejected by data-quality checks", ["reason"])
+INGEST_BATCH_SECONDS = Histogram(
+    "telemetry_ingest_batch_duration_seconds",
+    "Time the worker took to store one ingest batch",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INGEST_BATCH_LATENCY_SECONDS = Histogram(
+    "telemetry_ingest_batch_latency_seconds",
+    "From the request's arrival to its batch committed",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+TASKS = Counter("telemetry_celery_tasks_total", "Celery tasks finished, by task and outcome", ["task", "outcome"])
+TASK_SECONDS = Histogram(
+    "telemetry_celery_task_duration_seconds",
+    "Run time of Celery tasks",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+DEAD_LETTERS = Counter("telemetry_dead_letters_total", "Dead letters recorded, by source", ["source"])
+MQTT_MESSAGES = Counter("telemetry_mqtt_messages_total", "MQTT messages handled by the bridge", ["topic", "outcome"])
+MQTT_RECONNECTS = Counter("telemetry_mqtt_reconnects_total", "Times the MQTT bridge reconnected to the broker")

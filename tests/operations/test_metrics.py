@@ -1,0 +1,100 @@
+"""/metrics: who may scrape it, and that it moves when the system works (counted across processes)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client, override_settings
+
+from tests.ingest.helpers import post_readings
+
+pytestmark = pytest.mark.django_db
+
+METRICS = "/metrics"
+
+
+def _value(text: str, name: str, **labels: str) -> float:
+    """The sample `name{labels}` of a scrape (0 when absent)."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = ",".join(sorted(part for part in (match.group(2) or "{}")[1:-1].split(",") if part))
+        if not labels or all(f'{key}="{value}"' in found for key, value in labels.items()):
+            total += float(match.group(3))
+    return total
+
+
+def scrape(client: Client | None = None, **extra) -> str:
+    response = (client or Client()).get(METRICS, **extra)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain")
+    return response.content.decode()
+
+
+def test_metrics_refuses_scrapers_outside_the_allow_list_without_the_token():
+    response = Client().get(METRICS, REMOTE_ADDR="203.0.113.9")
+    assert response.status_code == 403
+    assert set(response.json()) == {"detail", "errors"}
+
+
+@override_settings(METRICS_TOKEN="s3cret-scrape-token")
+def test_metrics_accepts_the_token_from_anywhere_and_rejects_a_wrong_one():
+    assert (
+        Client().get(METRICS, REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token").status_code
+        == 200
+    )
+    assert Client().get(METRICS, REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer nope").status_code == 403
+
+
+def test_metrics_is_served_to_the_local_network_by_default():
+    text = scrape(REMOTE_ADDR="127.0.0.1")
+    assert "telemetry_celery_queue_depth" in text
+    assert "django_http_requests_total_by_method_total" in text  # HTTP metrics from django-prometheus
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+def test_metrics_move_when_readings_are_ingested_and_tasks_run(world, celery_worker, admin_api, wait_for):
+    before = scrape()
+    body = [
+        {"sensor": "env-001/temperature", "ts": "2026-02-12T16:00:00Z", "value": 20.0},
+        {"sensor": "env-001/temperature", "ts": "2026-02-12T16:00:00Z", "value": 20.0},
+        {"sensor": "nope/nope", "value": 1.0},
+    ]
+    assert post_readings(admin_api, body).status_code == 202
+
+    def moved():
+        text = scrape()
+        return (
+            text
+            if _value(text, "telemetry_readings_stored_total") >= _value(before, "telemetry_readings_stored_total") + 1
+            else None
+        )
+
+    after = wait_for(moved, timeout=20)
+    assert (
+        _value(after, "telemetry_readings_received_total", source="http")
+        - _value(before, "telemetry_readings_received_total", source="http")
+        == 3
+    )
+    assert (
+        _value(after, "telemetry_readings_duplicate_total") - _value(before, "telemetry_readings_duplicate_total") == 1
+    )
+    assert (
+        _value(after, "telemetry_readings_rejected_total", reason="unknown_sensor")
+        - _value(before, "telemetry_readings_rejected_total", reason="unknown_sensor")
+        == 1
+    )
+    assert _value(after, "telemetry_ingest_batch_duration_seconds_count") > _value(
+        before, "telemetry_ingest_batch_duration_seconds_count"
+    )
+    wait_for(
+        lambda: (
+            _value(scrape(), "telemetry_celery_tasks_total", task="ingest.process_batch", outcome="success")
+            > _value(before, "telemetry_celery_tasks_total", task="ingest.process_batch", outcome="success")
+        ),
+        timeout=20,
+    )
