@@ -221,6 +221,8 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {
     "ingest-requeue-stale-batches": {"task": "ingest.requeue_stale_batches", "schedule": 60.0},
+    "devices-check-connectivity": {"task": "devices.check_connectivity", "schedule": 30.0},
+    "devices-expire-commands": {"task": "devices.sweep_commands", "schedule": 30.0},
 }
 TASK_MAX_RETRIES = env_int("TASK_MAX_RETRIES", 5, minimum=0)
 TASK_RETRY_BACKOFF_MAX_S = env_int("TASK_RETRY_BACKOFF_MAX_S", 30, minimum=1)
@@ -272,11 +274,44 @@ INGEST_FLAT_FIELD_MAPS = {
 # --- Aggregation, exports, retention (apps.aggregates, apps.stats) ---------------------------------------------
 
 # --- MQTT and device commands (apps.mqtt, apps.commands) -------------------------------------------------------
+# The broker: mqtt://host:1883, or mqtts://host:8883 for TLS; credentials may be in the URL or set apart below.
+MQTT_BROKER_URL = env_str("MQTT_BROKER_URL", "mqtt://localhost:1883")
+MQTT_USERNAME = env_str("MQTT_USERNAME", "")
+MQTT_PASSWORD = env_str("MQTT_PASSWORD", "")
+# TLS (mqtts://): a CA bundle (empty: the system's), and a client certificate and key if the broker wants one.
+MQTT_TLS_CA_FILE = env_str("MQTT_TLS_CA_FILE", "")
+MQTT_TLS_CERT_FILE = env_str("MQTT_TLS_CERT_FILE", "")
+MQTT_TLS_KEY_FILE = env_str("MQTT_TLS_KEY_FILE", "")
+MQTT_KEEPALIVE_S = env_int("MQTT_KEEPALIVE_S", 30, minimum=5)
+# First topic level: devices publish to {root}/{device_id}/telemetry and so on.
+MQTT_TOPIC_ROOT = env_str("MQTT_TOPIC_ROOT", "iot")
+# The bridge's client id names its persistent session: messages that arrive while it is down wait in the
+# broker for it, so two bridges must not share one (and a renamed bridge starts with an empty session).
+MQTT_CLIENT_ID = env_str("MQTT_CLIENT_ID", "telemetry-bridge")
+MQTT_SESSION_EXPIRY_S = env_int("MQTT_SESSION_EXPIRY_S", 7 * 86_400, minimum=0)
+# How many unacknowledged messages the broker may have in flight to the bridge: above the micro-batch's
+# message count, or batches are cut short by the broker rather than by the thresholds below.
+MQTT_RECEIVE_MAXIMUM = env_int("MQTT_RECEIVE_MAXIMUM", 2000, minimum=1)
+# Telemetry micro-batches: one ingest batch per this many readings or this many seconds, whichever is first.
+MQTT_BATCH_MAX_READINGS = env_int("MQTT_BATCH_MAX_READINGS", 1000, minimum=1)
+MQTT_BATCH_MAX_WAIT_S = env_float("MQTT_BATCH_MAX_WAIT_S", 1.0, minimum=0.01)
+MQTT_RECONNECT_MIN_DELAY_S = env_int("MQTT_RECONNECT_MIN_DELAY_S", 1, minimum=1)
+MQTT_RECONNECT_MAX_DELAY_S = env_int("MQTT_RECONNECT_MAX_DELAY_S", 60, minimum=1)
+# How devices prove who they are (docs/devices.md): "signature" (an HMAC field checked by the bridge) or
+# "broker" (the broker authenticates devices and restricts each to its own topics; the bridge trusts topics).
+MQTT_DEVICE_AUTH = env_choice("MQTT_DEVICE_AUTH", "signature", {"signature", "broker"})
+MQTT_PUBLISH_TIMEOUT_S = env_float("MQTT_PUBLISH_TIMEOUT_S", 5.0, minimum=0.1)
+# Commands: how long one waits for its device when the request names no ttl_s, and the longest allowed.
+COMMAND_DEFAULT_TTL_S = env_int("COMMAND_DEFAULT_TTL_S", 3600, minimum=1)
+COMMAND_MAX_TTL_S = env_int("COMMAND_MAX_TTL_S", 7 * 86_400, minimum=1)
 
 # --- Operations: metrics, logging, rate limits (apps.operations) -----------------------------------------------
 # /metrics answers scrapers from these networks, or anyone sending "Authorization: Bearer <METRICS_TOKEN>".
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+# A worker on a host of its own serves its metrics on this port (0: not served; web's /metrics covers workers
+# that share its PROMETHEUS_MULTIPROC_DIR).
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
 # json (one object per line, for log shippers) or plain (for reading in a terminal).
 LOG_FORMAT = env_choice("LOG_FORMAT", "json", {"json", "plain"})
 # Rate limits: "N/second|minute|hour|day", or "off". token and device count requests; ingest_readings counts

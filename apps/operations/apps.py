@@ -19,3 +19,4 @@ class OperationsConfig(AppConfig):
         signals.task_prerun.connect(task_metrics.task_started, weak=False, dispatch_uid="ops-task-started")
         signals.task_postrun.connect(task_metrics.task_finished, weak=False, dispatch_uid="ops-task-finished")
         signals.task_retry.connect(task_metrics.task_retried, weak=False, dispatch_uid="ops-task-retried")
+        signals.worker_ready.connect(task_metrics.serve_worker_metrics, weak=False, dispatch_uid="ops-worker-metrics")
