@@ -10,9 +10,7 @@ from apps.accounts.roles import ROLE_NAMES, Role
 
 @transaction.atomic
 def user_set_role(*, username: str, role: Role, password: str | None = None, email: str = "") -> tuple:
-    """Create or update a user holding exactly `role`; returns (user, token key). Operators and admins are
-    staff; admins are superusers, since the role groups carry no model permissions and an admin must be able
-    to manage everything in the Django admin too."""
+    """Create or update a user holding exactly `role`; returns (user, token key). Admins are also staff."""
     User = get_user_model()
     user, _ = User.objects.get_or_create(username=username, defaults={"email": email})
     if password:
@@ -20,7 +18,6 @@ def user_set_role(*, username: str, role: Role, password: str | None = None, ema
     elif not user.has_usable_password():
         user.set_unusable_password()
     user.is_staff = role >= Role.OPERATOR
-    user.is_superuser = role == Role.ADMIN
     if email:
         user.email = email
     user.save()
