@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help run test install env services database migrate static seed lint format
+.PHONY: help run test test-tools install env services database migrate static seed lint format
 
 help:
 	@echo "make run     set up everything, seed the demo plant, start web, worker, beat and Flower (Ctrl-C stops)"
@@ -21,7 +21,7 @@ help:
 run: install env services database migrate static
 	bin/run
 
-test: install services
+test: install services test-tools
 	@# pytest exits 5 when it collected no tests: a suite that ran nothing must not pass.
 	@status=0; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
@@ -42,6 +42,9 @@ env: install
 
 services:
 	@bin/ensure-services
+
+test-tools:
+	@bin/ensure-test-tools
 
 database: env services
 	@$(PY) bin/ensure-database
