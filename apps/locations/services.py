@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.db import connection, transaction
+from django.db.models import Max
+from django.db.models.functions import Length
 
 from apps.core.errors import ApplicationError
 from apps.locations.models import Location
@@ -33,19 +35,42 @@ def _check_name_free(location: Location) -> None:
         )
 
 
+def _check_path_lengths(location: Location, old: dict | None) -> None:
+    """The paths live in bounded columns: refuse a name or a move that would overflow them, here or anywhere
+    in the subtree below (`old`: this node's paths before a change of them), rather than fail in the database."""
+    longest_tree, longest_full = len(location.tree_path), len(location.full_path)
+    if old is not None:
+        below = (
+            Location.objects.filter(tree_path__startswith=old["tree_path"])
+            .exclude(pk=location.pk)
+            .aggregate(tree=Max(Length("tree_path")), full=Max(Length("full_path")))
+        )
+        if below["tree"] is not None:
+            longest_tree = max(longest_tree, below["tree"] - len(old["tree_path"]) + len(location.tree_path))
+            longest_full = max(longest_full, below["full"] - len(old["full_path"]) + len(location.full_path))
+    meta = Location._meta
+    if longest_tree > meta.get_field("tree_path").max_length or longest_full > meta.get_field("full_path").max_length:
+        field = "parent" if old is not None and old["parent_id"] != location.parent_id else "name"
+        raise ApplicationError(
+            "The location tree would get too deep, or its path too long, here.",
+            errors={field: ["The full path of this location or of one below it would exceed its maximum length."]},
+        )
+
+
 @transaction.atomic
 def location_save(location: Location) -> Location:
     """Insert or update one location and rewrite the paths of its subtree when its name or parent changed.
 
-    1. Lock the parent row and compute this node's tree_path, full_path and depth from it.
-    2. Save the node (a new node needs its id before its own path can be known).
+    1. Lock the parent row, refuse cycles and sibling name clashes, and compute this node's tree_path,
+       full_path and depth from the parent's (a new node is inserted first: its path contains its id).
+    2. Refuse paths longer than their columns allow, here or below; save the node.
     3. If the path prefix changed, rewrite every descendant's paths in one UPDATE.
     """
     parent = Location.objects.select_for_update().get(pk=location.parent_id) if location.parent_id else None
     _check_parent(location, parent)
     _check_name_free(location)
     old = (
-        Location.objects.filter(pk=location.pk).values("tree_path", "full_path", "depth").first()
+        Location.objects.filter(pk=location.pk).values("parent_id", "tree_path", "full_path", "depth").first()
         if location.pk
         else None
     )
@@ -54,8 +79,12 @@ def location_save(location: Location) -> Location:
     location.tree_path = f"{parent.tree_path if parent else '/'}{location.pk}/"
     location.full_path = f"{parent.full_path}{Location.PATH_SEPARATOR}{location.name}" if parent else location.name
     location.depth = parent.depth + 1 if parent else 0
+    paths_changed = old is not None and (
+        old["tree_path"] != location.tree_path or old["full_path"] != location.full_path
+    )
+    _check_path_lengths(location, old if paths_changed else None)
     location.save()
-    if old and (old["tree_path"] != location.tree_path or old["full_path"] != location.full_path):
+    if paths_changed:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
