@@ -176,3 +176,33 @@ def test_unknown_kind_is_rejected_naming_kind(admin_api):
 
     assert response.status_code == 400
     assert_error_shape(response, "kind")
+
+
+def chain(prefix: str, depth: int) -> list[Location]:
+    """`depth` nested locations with 200-character names."""
+    nodes: list[Location] = []
+    for level in range(depth):
+        nodes.append(make_location(f"{prefix}{level:02d}".ljust(200, "x"), parent=nodes[-1] if nodes else None))
+    return nodes
+
+
+def test_a_path_too_long_for_its_column_is_rejected_naming_name(admin_api):
+    leaf = chain("a", 19)[-1]  # a full path of 19 * 200 + 18 * 3 characters
+
+    response = admin_api.post(URL, {"name": "y" * 200, "parent": leaf.pk}, format="json")
+
+    assert response.status_code == 400
+    assert_error_shape(response, "name")
+    assert not Location.objects.filter(name="y" * 200).exists()
+
+
+def test_a_move_that_would_make_a_descendants_path_too_long_is_rejected_naming_parent(admin_api):
+    target = chain("a", 10)[-1]
+    moved = chain("b", 10)
+    before = list(Location.objects.order_by("pk").values())
+
+    response = admin_api.patch(detail(moved[0]), {"parent": target.pk}, format="json")
+
+    assert response.status_code == 400
+    assert_error_shape(response, "parent")
+    assert list(Location.objects.order_by("pk").values()) == before
