@@ -49,7 +49,8 @@ class SensorTypeViewSet(viewsets.ModelViewSet):
 
 class DeviceSerializer(serializers.ModelSerializer):
     location = serializers.PrimaryKeyRelatedField(queryset=Location.objects.all(), allow_null=True, required=False)
-    location_path = serializers.CharField(source="location.full_path", read_only=True, default=None, allow_null=True)
+    # No default: DRF skips a default in partial updates, which would drop the field from PATCH answers.
+    location_path = serializers.CharField(source="location.full_path", read_only=True, allow_null=True)
     ingest_key_prefix = serializers.CharField(read_only=True, help_text="First characters of the current key.")
 
     class Meta:
