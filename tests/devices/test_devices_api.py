@@ -73,6 +73,16 @@ def test_device_without_location_shows_null_location(admin_api):
     assert (response.json()["location"], response.json()["location_path"]) == (None, None)
 
 
+def test_partial_update_of_a_device_without_location_keeps_location_path(world, admin_api):
+    device = world.devices["env-002"]
+
+    response = admin_api.patch(f"{URL}{device.pk}/", {"location": None}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["location"], response.json()["location_path"]) == (None, None)
+    assert SPEC_FIELDS <= set(response.json())
+
+
 def test_update_and_partial_update(world, admin_api):
     device = world.devices["env-002"]
 
