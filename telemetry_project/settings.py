@@ -272,6 +272,42 @@ INGEST_FLAT_FIELD_MAPS = {
 # --- Alerting (apps.alerts, apps.notifications) -----------------------------------------------------------------
 
 # --- Aggregation, exports, retention (apps.aggregates, apps.stats) ---------------------------------------------
+from celery.schedules import crontab  # noqa: E402  (only the purge's schedule needs it)
+
+# The rollup refresh (docs/aggregation.md): how often it runs; how long a batch may take from its finished_at
+# to its commit (the watermark stays this far behind); at most how many batches one run takes; how many seconds
+# a run may spend backfilling rollups of older readings, and how many hours one backfill step covers.
+AGGREGATES_REFRESH_INTERVAL_S = env_int("AGGREGATES_REFRESH_INTERVAL_S", 60, minimum=5)
+AGGREGATES_REFRESH_SETTLE_S = env_int("AGGREGATES_REFRESH_SETTLE_S", 120, minimum=0)
+AGGREGATES_REFRESH_MAX_BATCHES = env_int("AGGREGATES_REFRESH_MAX_BATCHES", 5000, minimum=1)
+AGGREGATES_REFRESH_BUDGET_S = env_float("AGGREGATES_REFRESH_BUDGET_S", 20.0, minimum=0)
+AGGREGATES_BACKFILL_CHUNK_HOURS = env_int("AGGREGATES_BACKFILL_CHUNK_HOURS", 24, minimum=1)
+# Largest /api/v1/aggregates/ answer: buckets per series, and series times buckets.
+AGGREGATES_MAX_BUCKETS = env_int("AGGREGATES_MAX_BUCKETS", 20_000, minimum=1)
+AGGREGATES_MAX_POINTS = env_int("AGGREGATES_MAX_POINTS", 500_000, minimum=1)
+# Retention: raw readings keep READINGS_RETENTION_DAYS (Storage above), rollups this many days. The purge runs
+# daily at 03:30 (TIME_ZONE) in windows of RETENTION_PURGE_CHUNK_MINUTES of readings, for at most
+# RETENTION_PURGE_BUDGET_S seconds a run (it queues itself again when there is more).
+ROLLUPS_RETENTION_DAYS = env_int("ROLLUPS_RETENTION_DAYS", 730, minimum=1)
+RETENTION_PURGE_CHUNK_MINUTES = env_int("RETENTION_PURGE_CHUNK_MINUTES", 60, minimum=1)
+RETENTION_PURGE_BUDGET_S = env_float("RETENTION_PURGE_BUDGET_S", 90.0, minimum=1)
+# Exports: more rows than this become a background job with a download link instead of a streamed answer;
+# its file is kept this many hours; the job task may run this long.
+EXPORTS_SYNC_MAX_ROWS = env_int("EXPORTS_SYNC_MAX_ROWS", 100_000, minimum=0)
+EXPORTS_EXPIRE_HOURS = env_int("EXPORTS_EXPIRE_HOURS", 24, minimum=1)
+EXPORTS_TASK_TIME_LIMIT_S = env_int("EXPORTS_TASK_TIME_LIMIT_S", 1800, minimum=60)
+
+CELERY_BEAT_SCHEDULE["aggregates-refresh-rollups"] = {
+    "task": "aggregates.refresh_rollups",
+    "schedule": float(AGGREGATES_REFRESH_INTERVAL_S),
+    # A refresh that waited longer than its interval in the queue is superseded by the next one.
+    "options": {"expires": float(AGGREGATES_REFRESH_INTERVAL_S)},
+}
+CELERY_BEAT_SCHEDULE["aggregates-purge-retention"] = {
+    "task": "aggregates.purge_retention",
+    "schedule": crontab(hour=3, minute=30),
+}
+CELERY_BEAT_SCHEDULE["aggregates-sweep-exports"] = {"task": "aggregates.sweep_exports", "schedule": 300.0}
 
 # --- MQTT and device commands (apps.mqtt, apps.commands) -------------------------------------------------------
 # The broker: mqtt://host:1883, or mqtts://host:8883 for TLS; credentials may be in the URL or set apart below.
