@@ -1,0 +1,344 @@
+from __future__ import annotations
+
+import tempfile
+import zoneinfo
+
+import orjson
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers, status, viewsets
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.roles import Role, role_of
+from apps.aggregates.buckets import INTERVALS, iso_in_zone
+from apps.aggregates.exports import (
+    ExportPlan,
+    download_signature,
+    download_signature_valid,
+    export_job_create,
+    export_plan,
+)
+from apps.aggregates.formats import CONTENT_TYPES, FORMATS, csv_chunks, file_chunks, ndjson_chunks, write_file
+from apps.aggregates.models import ExportJob
+from apps.aggregates.params import Selection, parse_aggregate_query, refuse
+from apps.aggregates.selectors import FUNCTIONS, GROUP_BY, AggregateQuery, Series, aggregate_series
+
+
+class FastJSONRenderer(JSONRenderer):
+    """orjson: a month of hourly buckets for a hundred sensors is 72,000 objects."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return b"" if data is None else orjson.dumps(data)
+
+
+SELECTION_PARAMETERS = [
+    OpenApiParameter("sensor", str, description="Sensor keys or ids, comma-separated."),
+    OpenApiParameter("sensor_type", str, description="Sensor type code or id: all its sensors (within `location`)."),
+    OpenApiParameter("location", int, description="Location id: only sensors in its subtree."),
+    OpenApiParameter(
+        "start",
+        str,
+        description="From (inclusive): ISO 8601, or YYYYMMDD for midnight in `tz`. Default: a day before `end`.",
+    ),
+    OpenApiParameter(
+        "end",
+        str,
+        description="To (exclusive): ISO 8601, or YYYYMMDD for midnight in `tz`. Default: a day after `start`, or now.",
+    ),
+    OpenApiParameter(
+        "tz", str, description="IANA time zone for day, week and month buckets, YYYYMMDD dates and the timestamps out."
+    ),
+]
+AGGREGATE_PARAMETERS = [
+    OpenApiParameter("interval", str, enum=list(INTERVALS), description="Bucket length. Default hour."),
+    OpenApiParameter(
+        "functions", str, description=f"Comma-separated, any of {', '.join(FUNCTIONS)}. Default all of them."
+    ),
+    OpenApiParameter(
+        "group_by",
+        str,
+        enum=list(GROUP_BY),
+        description="One series per sensor (default), per location of the sensors, or one for all of them.",
+    ),
+]
+
+
+class BucketSerializer(serializers.Serializer):
+    bucket = serializers.CharField(help_text="Start of the bucket, ISO 8601 in `tz`.")
+    min = serializers.FloatField(required=False)
+    max = serializers.FloatField(required=False)
+    avg = serializers.FloatField(required=False)
+    sum = serializers.FloatField(required=False)
+    count = serializers.IntegerField(required=False)
+
+
+class SeriesSerializer(serializers.Serializer):
+    sensor = serializers.CharField(allow_null=True, help_text="Sensor key (group_by=sensor).")
+    sensor_id = serializers.IntegerField(allow_null=True)
+    sensor_type = serializers.CharField(allow_null=True, help_text="Code, when all sensors of the series share it.")
+    unit = serializers.CharField(allow_null=True)
+    location = serializers.IntegerField(allow_null=True, help_text="Location id (group_by=sensor or location).")
+    location_path = serializers.CharField(allow_null=True)
+    sensors = serializers.IntegerField(help_text="How many sensors the series covers.")
+    buckets = BucketSerializer(many=True, help_text="Buckets with readings, oldest first; empty ones are left out.")
+
+
+class AggregateAnswerSerializer(serializers.Serializer):
+    interval = serializers.CharField()
+    functions = serializers.ListField(child=serializers.CharField())
+    group_by = serializers.CharField()
+    tz = serializers.CharField()
+    start = serializers.CharField()
+    end = serializers.CharField()
+    series = SeriesSerializer(many=True)
+
+
+def describe_series(query: AggregateQuery, selection: Selection, series: list[Series]) -> list[dict]:
+    """Every series the query asks for, in order, with its buckets (none where it has no readings)."""
+    buckets_by_key = {item.key: item.buckets for item in series}
+    groups: dict[object, list] = {}
+    for sensor in selection.sensors.values():
+        key = {"sensor": sensor.id, "location": sensor.location_id, "all": 0}[query.group_by]
+        groups.setdefault(key, []).append(sensor)
+    if query.group_by == "all":
+        groups.setdefault(0, [])
+    described = []
+    for key, sensors in groups.items():
+        types = {sensor.sensor_type for sensor in sensors}
+        units = {sensor.unit for sensor in sensors}
+        first = sensors[0] if sensors else None
+        described.append(
+            {
+                "sensor": first.key if query.group_by == "sensor" else None,
+                "sensor_id": first.id if query.group_by == "sensor" else None,
+                "sensor_type": types.pop() if len(types) == 1 else None,
+                "unit": units.pop() if len(units) == 1 else None,
+                "location": first.location_id if first and query.group_by != "all" else None,
+                "location_path": first.location_path if first and query.group_by != "all" else None,
+                "sensors": len(sensors),
+                "buckets": buckets_by_key.get(key, []),
+            }
+        )
+    return described
+
+
+class AggregatesView(APIView):
+    renderer_classes = [FastJSONRenderer]
+
+    @extend_schema(
+        parameters=SELECTION_PARAMETERS + AGGREGATE_PARAMETERS,
+        responses={200: AggregateAnswerSerializer},
+        summary="Min, max, avg, sum and count per bucket, per sensor, per location or over all selected sensors",
+        description=(
+            "Answers from hourly and daily rollups where the interval and time zone allow, and from raw readings "
+            "for the rest (including readings stored since the last rollup refresh), so results equal a plain "
+            "computation over the raw readings. Day, week (from Monday) and month buckets start at local "
+            "midnight in `tz`, so they are 23 or 25 hours long across DST changes. Too many buckets "
+            "(AGGREGATES_MAX_BUCKETS per series, AGGREGATES_MAX_POINTS in all) is a 400 naming `interval`."
+        ),
+        tags=["aggregates"],
+    )
+    def get(self, request):
+        query, selection = parse_aggregate_query(request.query_params)
+        zone = zoneinfo.ZoneInfo(query.tz)
+        series = aggregate_series(query, render_bucket=lambda moment: iso_in_zone(moment, zone))
+        return Response(
+            {
+                "interval": query.interval,
+                "functions": list(query.functions),
+                "group_by": query.group_by,
+                "tz": query.tz,
+                "start": iso_in_zone(query.start, zone),
+                "end": iso_in_zone(query.end, zone),
+                "series": describe_series(query, selection, series),
+            }
+        )
+
+
+class ExportJobSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="This job's status.")
+    download_url = serializers.SerializerMethodField(
+        help_text="A link that downloads the file without further credentials until `expires_at`; null until done."
+    )
+
+    class Meta:
+        model = ExportJob
+        fields = [
+            "id",
+            "kind",
+            "format",
+            "status",
+            "params",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "estimated_rows",
+            "rows",
+            "size_bytes",
+            "expires_at",
+            "error",
+            "url",
+            "download_url",
+        ]
+        read_only_fields = fields
+
+    def _absolute(self, path: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+    def get_url(self, job: ExportJob) -> str:
+        return self._absolute(reverse("export-job-detail", args=[job.pk]))
+
+    def get_download_url(self, job: ExportJob) -> str | None:
+        if job.status != ExportJob.Status.DONE:
+            return None
+        path = reverse("export-job-download", args=[job.pk])
+        return self._absolute(f"{path}?signature={download_signature(job)}")
+
+
+class IgnoreFormatNegotiation(DefaultContentNegotiation):
+    """`format` names the export's file format here, not DRF's renderer override; errors and jobs are JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        renderer = renderers[0]
+        return renderer, renderer.media_type
+
+
+def _filename(plan: ExportPlan, format: str) -> str:
+    start = plan.params["start"][:10].replace("-", "")
+    end = plan.params["end"][:10].replace("-", "")
+    return f"{plan.kind}-{start}-{end}.{format}"
+
+
+def stream_export(plan: ExportPlan, format: str) -> StreamingHttpResponse:
+    if format == "xlsx":
+        scratch = tempfile.TemporaryFile()
+        write_file(format, plan.header, plan.rows, scratch, title=plan.kind)
+        scratch.seek(0)
+        chunks = file_chunks(scratch)
+    elif format == "csv":
+        chunks = csv_chunks(plan.header, plan.rows)
+    else:
+        chunks = ndjson_chunks(plan.header, plan.rows)
+    response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[format])
+    response["Content-Disposition"] = f'attachment; filename="{_filename(plan, format)}"'
+    return response
+
+
+EXPORT_RESPONSES = {
+    (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV with a header row, streamed."),
+    (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR, description="One JSON object a line, streamed."),
+    (200, CONTENT_TYPES["xlsx"]): OpenApiResponse(OpenApiTypes.BINARY, description="An XLSX workbook."),
+    202: OpenApiResponse(
+        ExportJobSerializer,
+        description="More rows than EXPORTS_SYNC_MAX_ROWS: a job writes the file; poll its `url` for `download_url`.",
+    ),
+}
+FORMAT_PARAMETER = OpenApiParameter("format", str, enum=list(FORMATS), description="File format. Default csv.")
+
+
+class ExportView(APIView):
+    kind: str = ""
+    content_negotiation_class = IgnoreFormatNegotiation
+
+    def get(self, request):
+        format = request.query_params.get("format") or "csv"
+        if format not in FORMATS:
+            refuse("format", f"Unknown format '{format}'; use one of {', '.join(FORMATS)}.")
+        plan = export_plan(self.kind, request.query_params)
+        if plan.estimated_rows > settings.EXPORTS_SYNC_MAX_ROWS:
+            job = export_job_create(plan=plan, format=format, user_id=request.user.pk)
+            data = ExportJobSerializer(job, context={"request": request}).data
+            return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
+        return stream_export(plan, format)
+
+
+class ReadingsExportView(ExportView):
+    kind = ExportJob.Kind.READINGS
+
+    @extend_schema(
+        parameters=[FORMAT_PARAMETER, *SELECTION_PARAMETERS],
+        responses=EXPORT_RESPONSES,
+        summary="Raw readings (sensor, ts, value) as CSV, NDJSON or XLSX",
+        tags=["exports"],
+    )
+    def get(self, request):
+        return super().get(request)
+
+
+class AggregatesExportView(ExportView):
+    kind = ExportJob.Kind.AGGREGATES
+
+    @extend_schema(
+        parameters=[FORMAT_PARAMETER, *SELECTION_PARAMETERS, *AGGREGATE_PARAMETERS],
+        responses=EXPORT_RESPONSES,
+        summary="Aggregates (as /api/v1/aggregates/, one row per series and bucket) as CSV, NDJSON or XLSX",
+        tags=["exports"],
+    )
+    def get(self, request):
+        return super().get(request)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Export jobs (your own; admins see all)", tags=["exports"]),
+    retrieve=extend_schema(summary="Status of an export job, with its download link once done", tags=["exports"]),
+)
+class ExportJobViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = ExportJobSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        jobs = ExportJob.objects.all()
+        if role_of(self.request.user) != Role.ADMIN:
+            jobs = jobs.filter(created_by=self.request.user.pk)
+        return jobs
+
+
+class ExportDownloadView(APIView):
+    """The file of a done job, for its signed link (no credentials needed) or for its owner or an admin."""
+
+    permission_classes = [AllowAny]
+    content_negotiation_class = IgnoreFormatNegotiation
+
+    @extend_schema(
+        parameters=[OpenApiParameter("signature", str, description="From the job's download_url.")],
+        responses={
+            **{
+                (200, content_type): OpenApiResponse(OpenApiTypes.BINARY, description="The export file.")
+                for content_type in (CONTENT_TYPES["csv"].split(";")[0], CONTENT_TYPES["ndjson"], CONTENT_TYPES["xlsx"])
+            },
+            401: OpenApiResponse(description="No valid signature and no credentials."),
+            403: OpenApiResponse(description="Credentials of someone else than the job's owner or an admin."),
+            409: OpenApiResponse(description="The job is not done (yet)."),
+            410: OpenApiResponse(description="The job expired and its file is deleted."),
+        },
+        summary="Download the file of an export job",
+        tags=["exports"],
+    )
+    def get(self, request, pk):
+        job = get_object_or_404(ExportJob, pk=pk)
+        signature = request.query_params.get("signature")
+        if not (signature and download_signature_valid(job, signature)):
+            if not request.user or not request.user.is_authenticated:
+                return Response({"detail": "Give the link's signature or credentials.", "errors": {}}, status=401)
+            if role_of(request.user) != Role.ADMIN and job.created_by_id != getattr(request.user, "pk", None):
+                return Response({"detail": "Not your export.", "errors": {}}, status=403)
+        if job.status == ExportJob.Status.EXPIRED:
+            return Response({"detail": "This export expired; run it again.", "errors": {}}, status=410)
+        if job.status != ExportJob.Status.DONE or not job.file:
+            return Response({"detail": f"This export is {job.status}, not done.", "errors": {}}, status=409)
+        response = StreamingHttpResponse(
+            file_chunks(default_storage.open(job.file)), content_type=CONTENT_TYPES[job.format]
+        )
+        response["Content-Disposition"] = f'attachment; filename="{job.kind}-{job.pk}.{job.format}"'
+        response["Content-Length"] = str(job.size_bytes)
+        return response

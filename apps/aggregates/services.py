@@ -1,0 +1,427 @@
+"""Writes of the aggregation side: the incremental rollup refresh, its backfill, and the retention purge."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from apps.aggregates import timescale
+from apps.aggregates.buckets import DAY, HOUR, ceil_to, floor_to
+from apps.aggregates.models import RollupState
+from apps.ingest.timescale import is_hypertable
+
+logger = logging.getLogger(__name__)
+
+# pg_advisory_lock keys: one refresh and one purge at a time across all workers.
+REFRESH_LOCK = 5_240_001
+PURGE_LOCK = 5_240_002
+
+# The batches the refresh takes in this run: done, stored something, finished since the watermark and not
+# rolled up yet; oldest first, so a capped run leaves a clean watermark behind.
+_PICK_BATCHES = """
+CREATE TEMP TABLE aggregates_picked ON COMMIT DROP AS
+SELECT b.id, b.finished_at, b.stored_sensor_ids, b.stored_ts_min, b.stored_ts_max
+  FROM ingest_ingestbatch b
+ WHERE b.status = 'done' AND b.stored > 0 AND b.finished_at >= %(watermark)s
+   AND NOT EXISTS (SELECT 1 FROM aggregates_rolledupbatch r WHERE r.batch_id = b.id)
+ ORDER BY b.finished_at
+ LIMIT %(limit)s
+"""
+
+# Per sensor, the hours the picked batches touched, merged into disjoint ranges (gaps and islands), so
+# each reading is aggregated once however many batches touched its hour. Sensors deleted since are skipped.
+_TOUCHED_RANGES = """
+CREATE TEMP TABLE aggregates_touched ON COMMIT DROP AS
+WITH spans AS (
+    SELECT DISTINCT s.sensor_id,
+           date_trunc('hour', b.stored_ts_min, 'UTC') AS lo,
+           date_trunc('hour', b.stored_ts_max, 'UTC') + interval '1 hour' AS hi
+      FROM aggregates_picked b
+     CROSS JOIN LATERAL unnest(b.stored_sensor_ids) AS s(sensor_id)
+     WHERE EXISTS (SELECT 1 FROM devices_sensor d WHERE d.id = s.sensor_id)
+),
+marked AS (
+    SELECT sensor_id, lo, hi,
+           CASE WHEN lo <= max(hi) OVER (PARTITION BY sensor_id ORDER BY lo, hi
+                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                THEN 0 ELSE 1 END AS starts_island
+      FROM spans
+),
+islands AS (
+    SELECT sensor_id, lo, hi, sum(starts_island) OVER (PARTITION BY sensor_id ORDER BY lo, hi) AS island
+      FROM marked
+)
+SELECT sensor_id, min(lo) AS lo, max(hi) AS hi FROM islands GROUP BY sensor_id, island
+"""
+
+# Rows of a bucket older than the raw-reading horizon are never overwritten: their readings may be purged
+# already, and re-aggregating what is left would lose the rest. Unchanged rows are not rewritten at all.
+_UPSERT = """
+INSERT INTO {table} AS t (sensor_id, bucket, min, max, sum, count, first_ts, last_ts)
+{select}
+ON CONFLICT (sensor_id, bucket) DO UPDATE
+   SET min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
+       first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts
+ WHERE t.bucket >= %(horizon)s
+   AND (t.min, t.max, t.sum, t.count, t.first_ts, t.last_ts)
+       IS DISTINCT FROM (EXCLUDED.min, EXCLUDED.max, EXCLUDED.sum, EXCLUDED.count, EXCLUDED.first_ts, EXCLUDED.last_ts)
+"""
+
+# Days are re-added from their hours, which are themselves kept whole, so a day row is always safe to rewrite.
+_DAYS_NEVER_FROZEN = {"horizon": datetime(1970, 1, 1, tzinfo=UTC)}
+
+_HOURS_OF_TOUCHED = """
+SELECT r.sensor_id, date_trunc('hour', r.ts, 'UTC'), min(r.value), max(r.value), sum(r.value), count(*),
+       min(r.ts), max(r.ts)
+  FROM aggregates_touched g
+  JOIN ingest_reading r ON r.sensor_id = g.sensor_id AND r.ts >= g.lo AND r.ts < g.hi
+ GROUP BY 1, 2
+ ORDER BY 1, 2
+"""
+
+_DAYS_OF_TOUCHED = """
+SELECT h.sensor_id, t.day, min(h.min), max(h.max), sum(h.sum), sum(h.count), min(h.first_ts), max(h.last_ts)
+  FROM (SELECT DISTINCT g.sensor_id, d.day
+          FROM aggregates_touched g
+         CROSS JOIN LATERAL generate_series(date_trunc('day', g.lo, 'UTC'), g.hi - interval '1 microsecond',
+                                            interval '24 hours') AS d(day)) t
+  JOIN aggregates_rolluphour h ON h.sensor_id = t.sensor_id AND h.bucket >= t.day AND h.bucket < t.day + interval '24 hours'
+ GROUP BY 1, 2
+ ORDER BY 1, 2
+"""
+
+_HOURS_OF_RANGE = """
+SELECT r.sensor_id, date_trunc('hour', r.ts, 'UTC'), min(r.value), max(r.value), sum(r.value), count(*),
+       min(r.ts), max(r.ts)
+  FROM ingest_reading r
+ WHERE r.ts >= %(lo)s AND r.ts < %(hi)s
+   AND EXISTS (SELECT 1 FROM devices_sensor d WHERE d.id = r.sensor_id)
+ GROUP BY 1, 2
+ ORDER BY 1, 2
+"""
+
+_DAYS_OF_RANGE = """
+SELECT h.sensor_id, date_trunc('day', h.bucket, 'UTC'), min(h.min), max(h.max), sum(h.sum), sum(h.count),
+       min(h.first_ts), max(h.last_ts)
+  FROM aggregates_rolluphour h
+ WHERE h.bucket >= %(day_lo)s AND h.bucket < %(day_hi)s
+ GROUP BY 1, 2
+ ORDER BY 1, 2
+"""
+
+# Oldest and newest reading over all sensors, by one primary-key probe per sensor rather than a table scan.
+_READINGS_SPAN = """
+SELECT min(first.ts), max(last.ts)
+  FROM devices_sensor s
+ CROSS JOIN LATERAL (SELECT ts FROM ingest_reading r WHERE r.sensor_id = s.id ORDER BY ts LIMIT 1) first
+ CROSS JOIN LATERAL (SELECT ts FROM ingest_reading r WHERE r.sensor_id = s.id ORDER BY ts DESC LIMIT 1) last
+"""
+
+
+@dataclass
+class RefreshOutcome:
+    skipped: bool = False
+    mode: str = "tables"
+    batches: int = 0
+    hour_rows: int = 0
+    day_rows: int = 0
+    backfill_chunks: int = 0
+    backfilled: bool = False
+    elapsed_ms: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@contextmanager
+def _advisory_lock(key: int) -> Iterator[bool]:
+    """A session-level advisory lock, or False at once if another session holds it. Session-level rather
+    than per transaction because a run spans several transactions."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def raw_horizon(now: datetime) -> datetime:
+    """Buckets from here on still have all their raw readings (the retention purge stays below it)."""
+    return floor_to(now - timedelta(days=settings.READINGS_RETENTION_DAYS), DAY) + DAY
+
+
+def rollups_refresh(*, now: datetime | None = None, budget_s: float | None = None) -> RefreshOutcome:
+    """Bring the rollups up to date; safe to run any number of times, also concurrently (one run works, the
+    others return at once with `skipped`).
+
+    1. Take the refresh advisory lock, or skip.
+    2. First run ever: start the state with a watermark of now minus the settle time and nothing covered.
+    3. One transaction: pick the batches stored since the watermark and not rolled up, re-aggregate exactly
+       the hours they touched from raw readings and the days of those hours from the hours, record the
+       batches as rolled up, advance the watermark and forget ledger entries below it.
+    4. Until the time budget is spent (at least one step unless it is zero): backfill, one chunk of hours at a time going back from the newest
+       reading, the rollups of readings that predate the first run (or were never seen through a batch).
+    """
+    started = time.monotonic()
+    budget_s = settings.AGGREGATES_REFRESH_BUDGET_S if budget_s is None else budget_s
+    outcome = RefreshOutcome()
+    if timescale.continuous_aggregates_exist(connection):
+        outcome.mode = "timescaledb"  # refresh policies keep the continuous aggregates
+        return outcome
+    with _advisory_lock(REFRESH_LOCK) as acquired:
+        if not acquired:
+            outcome.skipped = True
+            return outcome
+        now = now or timezone.now()
+        state = _state(now)
+        try:
+            _refresh_batches(state, now, outcome)
+        except IntegrityError:
+            # A sensor was deleted between picking its ranges and writing its rollups; go again without it.
+            _refresh_batches(state, now, outcome)
+        if not state.backfilled and budget_s > 0:
+            with connection.cursor() as cursor:
+                cursor.execute(_READINGS_SPAN)
+                oldest, newest = cursor.fetchone()
+            # At least one chunk a run, so the backfill always progresses, then more while the budget lasts.
+            while not state.backfilled:
+                _backfill_chunk(state, now, outcome, oldest=oldest, newest=newest)
+                if time.monotonic() - started >= budget_s:
+                    break
+        outcome.backfilled = state.backfilled
+        outcome.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+        RollupState.objects.filter(pk=state.pk).update(
+            last_refresh_at=now,
+            last_refresh_ms=outcome.elapsed_ms,
+            last_refresh_batches=outcome.batches,
+            last_refresh_rows=outcome.hour_rows + outcome.day_rows,
+        )
+    if outcome.batches or outcome.backfill_chunks:
+        logger.info("rollup refresh: %s", outcome.as_dict())
+    return outcome
+
+
+def _state(now: datetime) -> RollupState:
+    state, _ = RollupState.objects.get_or_create(
+        pk=RollupState.SINGLETON,
+        defaults={"watermark": now - timedelta(seconds=settings.AGGREGATES_REFRESH_SETTLE_S)},
+    )
+    return state
+
+
+def _upsert(cursor, table: str, select: str, params: dict) -> int:
+    cursor.execute(_UPSERT.format(table=table, select=select), params)
+    return cursor.rowcount
+
+
+def _refresh_batches(state: RollupState, now: datetime, outcome: RefreshOutcome) -> None:
+    settle_before = now - timedelta(seconds=settings.AGGREGATES_REFRESH_SETTLE_S)
+    limit = settings.AGGREGATES_REFRESH_MAX_BATCHES
+    horizon = {"horizon": raw_horizon(now)}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_PICK_BATCHES, {"watermark": state.watermark, "limit": limit})
+        picked = cursor.rowcount
+        if picked:
+            cursor.execute(_TOUCHED_RANGES)
+            outcome.hour_rows += _upsert(cursor, "aggregates_rolluphour", _HOURS_OF_TOUCHED, horizon)
+            outcome.day_rows += _upsert(cursor, "aggregates_rollupday", _DAYS_OF_TOUCHED, _DAYS_NEVER_FROZEN)
+            cursor.execute(
+                "INSERT INTO aggregates_rolledupbatch (batch_id, finished_at)"
+                " SELECT id, finished_at FROM aggregates_picked ON CONFLICT DO NOTHING"
+            )
+        # A batch may finish (take its finished_at) a moment before it commits; the watermark stays the
+        # settle time behind, and behind the newest batch taken when this run could not take them all.
+        watermark = settle_before
+        if picked >= limit:
+            cursor.execute("SELECT max(finished_at) FROM aggregates_picked")
+            watermark = min(watermark, cursor.fetchone()[0])
+        if watermark > state.watermark:
+            state.watermark = watermark
+            RollupState.objects.filter(pk=state.pk).update(watermark=watermark)
+            cursor.execute("DELETE FROM aggregates_rolledupbatch WHERE finished_at < %s", [watermark])
+        if picked:
+            cursor.execute("DROP TABLE aggregates_picked, aggregates_touched")
+        else:
+            cursor.execute("DROP TABLE aggregates_picked")
+    outcome.batches += picked
+
+
+def _backfill_chunk(
+    state: RollupState,
+    now: datetime,
+    outcome: RefreshOutcome,
+    *,
+    oldest: datetime | None,
+    newest: datetime | None,
+) -> None:
+    """Roll up one chunk of hours below `covered_from` (the first chunk ends above the newest reading) and
+    lower `covered_from` to its start; once it passes the oldest reading kept, the rollups are complete."""
+    floor = floor_to(now - timedelta(days=settings.ROLLUPS_RETENTION_DAYS), DAY)
+    if oldest is not None:
+        floor = max(floor, floor_to(oldest, HOUR))
+    top = state.covered_from
+    if top is None:
+        top = ceil_to(max(newest or now, now) + HOUR, HOUR)
+    if top <= floor or oldest is None:
+        state.backfilled = True
+        RollupState.objects.filter(pk=state.pk).update(backfilled=True)
+        return
+    low = max(top - timedelta(hours=settings.AGGREGATES_BACKFILL_CHUNK_HOURS), floor)
+    rows = rollups_rebuild(start=low, end=top, now=now)
+    outcome.hour_rows += rows[0]
+    outcome.day_rows += rows[1]
+    outcome.backfill_chunks += 1
+    state.covered_from = low
+    RollupState.objects.filter(pk=state.pk).update(covered_from=low)
+
+
+def rollups_rebuild(*, start: datetime, end: datetime, now: datetime | None = None) -> tuple[int, int]:
+    """Re-aggregate every sensor's hours in [start, end) from raw readings, and the days they belong to.
+    For readings that reached the table without an ingest batch (the refresh follows batches). Returns the
+    hourly and daily rows written."""
+    now = now or timezone.now()
+    start, end = floor_to(start, HOUR), ceil_to(end, HOUR)
+    with transaction.atomic(), connection.cursor() as cursor:
+        horizon = raw_horizon(now)
+        hours = _upsert(cursor, "aggregates_rolluphour", _HOURS_OF_RANGE, {"lo": start, "hi": end, "horizon": horizon})
+        days = _upsert(
+            cursor,
+            "aggregates_rollupday",
+            _DAYS_OF_RANGE,
+            {"day_lo": floor_to(start, DAY), "day_hi": ceil_to(end, DAY), **_DAYS_NEVER_FROZEN},
+        )
+    return hours, days
+
+
+@dataclass
+class PurgeOutcome:
+    skipped: bool = False
+    readings: int = 0
+    hour_rollups: int = 0
+    day_rollups: int = 0
+    chunks_dropped: int = 0
+    more: bool = False
+    readings_before: datetime | None = None
+    rollups_before: datetime | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            key: value.isoformat() if isinstance(value, datetime) else value for key, value in self.__dict__.items()
+        }
+
+
+def retention_purge(*, now: datetime | None = None, budget_s: float | None = None) -> PurgeOutcome:
+    """Delete raw readings older than READINGS_RETENTION_DAYS and rollups older than ROLLUPS_RETENTION_DAYS.
+
+    On plain PostgreSQL, in time windows from the oldest row up to the limit, one transaction each, so no
+    statement holds locks or bloats for long; `more` says the budget ran out first (the caller runs again).
+    On TimescaleDB, drop_chunks drops whole chunks at once. Either way the purge is logged and counted."""
+    started = time.monotonic()
+    now = now or timezone.now()
+    budget_s = settings.RETENTION_PURGE_BUDGET_S if budget_s is None else budget_s
+    outcome = PurgeOutcome(
+        readings_before=now - timedelta(days=settings.READINGS_RETENTION_DAYS),
+        rollups_before=floor_to(now - timedelta(days=settings.ROLLUPS_RETENTION_DAYS), DAY),
+    )
+    with _advisory_lock(PURGE_LOCK) as acquired:
+        if not acquired:
+            outcome.skipped = True
+            return outcome
+        if is_hypertable(connection):
+            _drop_chunks(outcome)
+        else:
+            deadline = started + budget_s
+            with connection.cursor() as cursor:
+                cursor.execute(_READINGS_SPAN)
+                oldest_reading = cursor.fetchone()[0]
+            outcome.readings, more_readings = _delete_in_windows(
+                "ingest_reading",
+                "ts",
+                oldest=oldest_reading,
+                before=outcome.readings_before,
+                step=timedelta(minutes=settings.RETENTION_PURGE_CHUNK_MINUTES),
+                deadline=deadline,
+            )
+            outcome.hour_rollups, more_hours = _delete_in_windows(
+                "aggregates_rolluphour",
+                "bucket",
+                oldest=_oldest("aggregates_rolluphour"),
+                before=outcome.rollups_before,
+                step=DAY,
+                deadline=deadline,
+            )
+            outcome.day_rollups, more_days = _delete_in_windows(
+                "aggregates_rollupday",
+                "bucket",
+                oldest=_oldest("aggregates_rollupday"),
+                before=outcome.rollups_before,
+                step=timedelta(days=31),
+                deadline=deadline,
+            )
+            outcome.more = more_readings or more_hours or more_days
+        RollupState.objects.update_or_create(
+            pk=RollupState.SINGLETON,
+            defaults={
+                "last_purge_at": now,
+                "last_purge_readings": outcome.readings,
+                "last_purge_rollups": outcome.hour_rollups + outcome.day_rollups,
+            },
+            create_defaults={
+                "watermark": now - timedelta(seconds=settings.AGGREGATES_REFRESH_SETTLE_S),
+                "last_purge_at": now,
+                "last_purge_readings": outcome.readings,
+                "last_purge_rollups": outcome.hour_rollups + outcome.day_rollups,
+            },
+        )
+    logger.info("retention purge: %s", outcome.as_dict())
+    return outcome
+
+
+def _oldest(table: str) -> datetime | None:
+    # Small tables next to readings, and a BRIN index orders nothing: min() is a plain scan, done once a day.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT min(bucket) FROM {table}")
+        return cursor.fetchone()[0]
+
+
+def _delete_in_windows(
+    table: str, column: str, *, oldest: datetime | None, before: datetime, step: timedelta, deadline: float
+) -> tuple[int, bool]:
+    """Delete rows with `column` < `before`, one window of `step` per transaction from `oldest` up; each
+    window is a BRIN range scan. Returns (rows deleted, whether the deadline stopped it short)."""
+    deleted = 0
+    if oldest is None or oldest >= before:
+        return 0, False
+    low = oldest
+    while low < before:
+        if time.monotonic() > deadline:
+            return deleted, True
+        high = min(low + step, before)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE {column} >= %s AND {column} < %s", [low, high])
+            deleted += cursor.rowcount
+        low = high
+    return deleted, False
+
+
+def _drop_chunks(outcome: PurgeOutcome) -> None:
+    for what, statement in timescale.drop_chunks_statements(
+        readings_retention_days=settings.READINGS_RETENTION_DAYS,
+        rollups_retention_days=settings.ROLLUPS_RETENTION_DAYS,
+    ):
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+            dropped = len(cursor.fetchall())
+        outcome.chunks_dropped += dropped
+        logger.info("retention purge: dropped %s chunks of %s", dropped, what)
