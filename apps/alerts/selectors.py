@@ -1,0 +1,60 @@
+"""Reads for alerting: the readings a batch brought, the alerts list, maintenance windows in force."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from apps.alerts.models import Alert, MaintenanceWindow
+from apps.ingest.models import Reading
+
+# Each sensor's readings after the point its evaluation has reached, up to the batch's newest: one index range
+# scan of the (sensor_id, ts) primary key per sensor, in one statement.
+_READINGS_SQL = f"""
+SELECT r.sensor_id, r.ts, r.value
+  FROM unnest(%s::bigint[], %s::timestamptz[]) AS s(sensor_id, after)
+  JOIN {Reading._meta.db_table} r ON r.sensor_id = s.sensor_id AND r.ts > s.after AND r.ts <= %s
+ ORDER BY r.sensor_id, r.ts
+"""
+
+
+def readings_after(after_by_sensor: dict[int, datetime], *, until: datetime) -> dict[int, list[tuple[datetime, float]]]:
+    """Readings by sensor (ascending ts) newer than each sensor's `after` and no newer than `until`."""
+    if not after_by_sensor:
+        return {}
+    sensor_ids = sorted(after_by_sensor)
+    readings_by_sensor: dict[int, list[tuple[datetime, float]]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_READINGS_SQL, [sensor_ids, [after_by_sensor[s] for s in sensor_ids], until])
+        for sensor_id, ts, value in cursor.fetchall():
+            readings_by_sensor.setdefault(sensor_id, []).append((ts, value))
+    return readings_by_sensor
+
+
+def alerts_queryset() -> QuerySet[Alert]:
+    return Alert.objects.select_related(
+        "sensor", "device", "threshold", "sensor_type", "location", "acknowledged_by", "resolved_by"
+    )
+
+
+def maintenance_windows_covering(*, start: datetime, end: datetime) -> list[MaintenanceWindow]:
+    """Windows overlapping [start, end], with their location's path for subtree checks."""
+    return list(MaintenanceWindow.objects.filter(starts_at__lte=end, ends_at__gt=start).select_related("location"))
+
+
+def in_maintenance(windows: list[MaintenanceWindow], *, device_id: int, location_path: str | None, at: datetime):
+    """The first window covering a device (directly or through its location's subtree) at `at`, or None."""
+    for window in windows:
+        if not (window.starts_at <= at < window.ends_at):
+            continue
+        if window.device_id is not None and window.device_id == device_id:
+            return window
+        if window.location_id is not None and location_path and location_path.startswith(window.location.tree_path):
+            return window
+    return None
+
+
+def unresolved_q() -> Q:
+    return ~Q(state=Alert.State.RESOLVED)
