@@ -270,6 +270,67 @@ INGEST_FLAT_FIELD_MAPS = {
 }
 
 # --- Alerting (apps.alerts, apps.notifications) -----------------------------------------------------------------
+# Severity of a device-offline alert.
+ALERT_DEVICE_OFFLINE_SEVERITY = env_choice("ALERT_DEVICE_OFFLINE_SEVERITY", "critical", {"warning", "critical"})
+# How far before a batch's first reading evaluation looks for a sensor's readings not yet evaluated.
+ALERT_EVALUATION_LOOKBACK_S = env_int("ALERT_EVALUATION_LOOKBACK_S", 3600, minimum=0)
+# Stored batches still not evaluated after this many seconds are queued for evaluation again (beat).
+ALERT_REQUEUE_AFTER_S = env_int("ALERT_REQUEUE_AFTER_S", 60, minimum=10)
+# Email: Django's SMTP settings, plus the sender of notifications.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "media" / "outbox"))
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive; set one of them.")
+NOTIFY_EMAIL_FROM = env_str("NOTIFY_EMAIL_FROM", "telemetry@localhost")
+# Seconds a webhook receiver has to answer.
+NOTIFY_WEBHOOK_TIMEOUT_S = env_float("NOTIFY_WEBHOOK_TIMEOUT_S", 5.0, minimum=0.1)
+# SMS and push: "console" (development: written to the worker's output) or "http" (a JSON gateway).
+NOTIFY_SMS_BACKEND = env_choice("NOTIFY_SMS_BACKEND", "console", {"console", "http"})
+NOTIFY_SMS_GATEWAY_URL = env_str("NOTIFY_SMS_GATEWAY_URL", "")
+NOTIFY_SMS_GATEWAY_TOKEN = env_str("NOTIFY_SMS_GATEWAY_TOKEN", "")
+NOTIFY_PUSH_BACKEND = env_choice("NOTIFY_PUSH_BACKEND", "console", {"console", "http"})
+NOTIFY_PUSH_GATEWAY_URL = env_str("NOTIFY_PUSH_GATEWAY_URL", "")
+NOTIFY_PUSH_GATEWAY_TOKEN = env_str("NOTIFY_PUSH_GATEWAY_TOKEN", "")
+NOTIFY_GATEWAY_TIMEOUT_S = env_float("NOTIFY_GATEWAY_TIMEOUT_S", 5.0, minimum=0.1)
+for _channel in ("SMS", "PUSH"):
+    if globals()[f"NOTIFY_{_channel}_BACKEND"] == "http" and not globals()[f"NOTIFY_{_channel}_GATEWAY_URL"]:
+        raise ImproperlyConfigured(f"NOTIFY_{_channel}_BACKEND=http needs NOTIFY_{_channel}_GATEWAY_URL.")
+# Delivery attempts per notification, and the backoff between them (exponential from the base, with jitter,
+# capped below CELERY_VISIBILITY_TIMEOUT_S so a waiting retry is not redelivered early).
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
+NOTIFY_RETRY_BASE_S = env_float("NOTIFY_RETRY_BASE_S", 2.0, minimum=0.01)
+NOTIFY_RETRY_MAX_S = env_float("NOTIFY_RETRY_MAX_S", 30.0, minimum=0.01)
+# How long a worker holds a notification it is sending before another may take it over.
+NOTIFY_LEASE_S = env_int("NOTIFY_LEASE_S", 60, minimum=1)
+# Notifications overdue by this many seconds, and events left without notifications, are queued again (beat).
+NOTIFY_REQUEUE_AFTER_S = env_int("NOTIFY_REQUEUE_AFTER_S", 30, minimum=5)
+# Storm control defaults (per subscription): at most this many notifications per window, then one digest.
+# 0 turns storm control off.
+NOTIFY_STORM_LIMIT = env_int("NOTIFY_STORM_LIMIT", 10, minimum=0)
+NOTIFY_STORM_WINDOW_S = env_int("NOTIFY_STORM_WINDOW_S", 300, minimum=1)
+# Public address of this server, for links in notifications (empty: no links).
+NOTIFY_BASE_URL = env_str("NOTIFY_BASE_URL", "").rstrip("/")
+if NOTIFY_LEASE_S <= NOTIFY_WEBHOOK_TIMEOUT_S or NOTIFY_LEASE_S <= NOTIFY_GATEWAY_TIMEOUT_S:
+    raise ImproperlyConfigured("NOTIFY_LEASE_S must be longer than the webhook and gateway timeouts.")
+CELERY_BEAT_SCHEDULE["alerts-requeue-unevaluated-batches"] = {
+    "task": "alerts.requeue_unevaluated_batches",
+    "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["notifications-renotify"] = {"task": "notifications.renotify", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["notifications-send-digests"] = {"task": "notifications.send_digests", "schedule": 30.0}
+CELERY_BEAT_SCHEDULE["notifications-requeue-stalled"] = {
+    "task": "notifications.requeue_stalled",
+    "schedule": float(NOTIFY_REQUEUE_AFTER_S),
+    # Each run looks at everything overdue; a run that waited out its interval is superseded by the next.
+    "options": {"expires": float(NOTIFY_REQUEUE_AFTER_S)},
+}
 
 # --- Aggregation, exports, retention (apps.aggregates, apps.stats) ---------------------------------------------
 from celery.schedules import crontab  # noqa: E402  (only the purge's schedule needs it)

@@ -1,1 +1,71 @@
-"""Tasks of the alerts side; see workers/celery.py for how modules are registered."""
+"""Tasks of the alerts side; see workers/celery.py for how modules are registered. All run on the `alerts`
+queue (routes `alerts.*` and `notifications.*`)."""
+
+from django.conf import settings
+
+from apps.alerts.services import batch_evaluate, batches_requeue_unevaluated
+from apps.notifications.services import (
+    notification_deliver,
+    notifications_fan_out,
+    notifications_renotify,
+    notifications_requeue_stalled,
+    notifications_send_digests,
+)
+from workers.base import TelemetryTask
+from workers.celery import app
+
+
+@app.task(base=TelemetryTask, name="alerts.evaluate_batch")
+def evaluate_batch(batch_id: str) -> dict | None:
+    """Evaluate a stored batch, then fan its alert events out at once (no second hop before delivery). If
+    this process dies between the two, the requeue beat fans the events out."""
+    result = batch_evaluate(batch_id=batch_id)
+    if result is None:
+        return None
+    queued = notifications_fan_out(event_ids=result.event_ids or [])
+    return {
+        "readings": result.readings,
+        "opened": result.opened,
+        "events": len(result.event_ids or []),
+        "queued": len(queued),
+    }
+
+
+@app.task(base=TelemetryTask, name="alerts.requeue_unevaluated_batches")
+def requeue_unevaluated_batches() -> int:
+    """Beat: queue evaluation again for stored batches whose evaluation message was lost."""
+    return batches_requeue_unevaluated(older_than_s=settings.ALERT_REQUEUE_AFTER_S)
+
+
+@app.task(base=TelemetryTask, name="notifications.fan_out")
+def fan_out(event_ids: list[int]) -> int:
+    """Create and queue the notifications of alert events recorded outside evaluation (acknowledge, resolve,
+    device offline and back)."""
+    return len(notifications_fan_out(event_ids=event_ids))
+
+
+@app.task(base=TelemetryTask, name="notifications.deliver")
+def deliver(notification_id: int) -> str:
+    """Send one notification; a transient failure queues the next attempt with backoff and jitter."""
+    outcome = notification_deliver(notification_id=notification_id)
+    if outcome.retry_in_s is not None:
+        deliver.apply_async(kwargs={"notification_id": notification_id}, countdown=outcome.retry_in_s)
+    return outcome.status
+
+
+@app.task(base=TelemetryTask, name="notifications.renotify")
+def renotify() -> int:
+    """Beat: remind subscriptions of alerts still unacknowledged after their re-notify interval."""
+    return len(notifications_renotify())
+
+
+@app.task(base=TelemetryTask, name="notifications.send_digests")
+def send_digests() -> int:
+    """Beat: send the digests of what storm control held back."""
+    return len(notifications_send_digests())
+
+
+@app.task(base=TelemetryTask, name="notifications.requeue_stalled")
+def requeue_stalled() -> dict:
+    """Beat: fan out events left without notifications; queue again overdue or abandoned deliveries."""
+    return notifications_requeue_stalled()
