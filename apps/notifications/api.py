@@ -1,0 +1,309 @@
+from __future__ import annotations
+
+import re
+
+import django_filters
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import EmailValidator, URLValidator
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.accounts.roles import Role
+from apps.alerts.api import UsernameField
+from apps.alerts.models import Severity
+from apps.core.schema import ErrorSerializer
+from apps.core.timeparams import FlexibleDateTimeFilter
+from apps.devices.models import SensorType
+from apps.locations.models import Location
+from apps.notifications.models import Channel, Notification, Subscription, validate_time_zone
+from apps.notifications.services import notification_retry, subscription_rotate_secret, subscription_save
+
+MAX_CHANNELS = 20
+_PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+_validate_email = EmailValidator()
+_validate_url = URLValidator(schemes=["http", "https"])
+
+
+class ChannelSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=Channel.choices)
+    target = serializers.CharField(
+        max_length=1000,
+        allow_blank=True,
+        required=False,
+        default="",
+        help_text="email: an address (empty: the subscription user's); webhook: an http(s) URL; "
+        "sms: a phone number in E.164 (+491701234567); push: a device token or topic.",
+    )
+
+    def validate(self, attrs):
+        channel, target = attrs["type"], attrs.get("target", "").strip()
+        attrs["target"] = target
+        if channel == Channel.EMAIL and target:
+            try:
+                _validate_email(target)
+            except DjangoValidationError:
+                raise serializers.ValidationError({"target": ["Enter a valid email address."]}) from None
+        elif channel == Channel.WEBHOOK:
+            try:
+                _validate_url(target)
+            except DjangoValidationError:
+                raise serializers.ValidationError({"target": ["Enter a valid http(s) URL."]}) from None
+        elif channel == Channel.SMS and not _PHONE.match(target):
+            raise serializers.ValidationError({"target": ["Enter a phone number in E.164 form, e.g. +491701234567."]})
+        elif channel == Channel.PUSH and (not target or len(target) > 512 or any(c.isspace() for c in target)):
+            raise serializers.ValidationError({"target": ["Enter a device token or topic (no spaces, at most 512)."]})
+        return attrs
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    user = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(), allow_null=True, required=False, help_text="User id, or null."
+    )
+    location = serializers.PrimaryKeyRelatedField(
+        queryset=Location.objects.all(), allow_null=True, required=False, help_text="Location id: its whole subtree."
+    )
+    sensor_type = serializers.PrimaryKeyRelatedField(queryset=SensorType.objects.all(), allow_null=True, required=False)
+    channels = ChannelSerializer(many=True, help_text='[{"type": "email" | "webhook" | "sms" | "push", "target": ...}]')
+    time_zone = serializers.CharField(max_length=64, required=False, validators=[validate_time_zone])
+    storm_limit = serializers.IntegerField(min_value=0, allow_null=True, required=False)
+    storm_window_s = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    renotify_minutes = serializers.IntegerField(min_value=1, max_value=10_080, allow_null=True, required=False)
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        min_length=16,
+        max_length=128,
+        help_text="Webhook signing key. Write-only: set it here, or leave it out and one is generated and "
+        "shown once in the answer.",
+    )
+    has_secret = serializers.SerializerMethodField()
+    created_by = UsernameField()
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "id",
+            "name",
+            "user",
+            "contact",
+            "location",
+            "sensor_type",
+            "min_severity",
+            "channels",
+            "notify_on_resolve",
+            "notify_on_acknowledge",
+            "renotify_minutes",
+            "quiet_hours_start",
+            "quiet_hours_end",
+            "time_zone",
+            "quiet_hours_bypass_critical",
+            "storm_limit",
+            "storm_window_s",
+            "enabled",
+            "secret",
+            "has_secret",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_by", "created_at", "updated_at"]
+
+    def get_has_secret(self, subscription: Subscription) -> bool:
+        return bool(subscription.secret)
+
+    def _current(self, attrs: dict, name: str):
+        if name in attrs:
+            return attrs[name]
+        return getattr(self.instance, name, None) if self.instance is not None else None
+
+    def validate_channels(self, channels: list[dict]) -> list[dict]:
+        if not channels:
+            raise serializers.ValidationError("Give at least one channel.")
+        if len(channels) > MAX_CHANNELS:
+            raise serializers.ValidationError(f"At most {MAX_CHANNELS} channels.")
+        return channels
+
+    def validate(self, attrs):
+        errors: dict[str, list[str]] = {}
+        user = self._current(attrs, "user")
+        channels = attrs.get("channels")
+        if channels is not None:
+            unique: dict[tuple[str, str], dict] = {}
+            for channel in channels:
+                if channel["type"] == Channel.EMAIL and not channel["target"]:
+                    if user is None or not user.email:
+                        errors["channels"] = ["An email channel needs a target address (or a user with an email)."]
+                        break
+                    channel["target"] = user.email
+                unique.setdefault(
+                    (channel["type"], channel["target"]), {"type": channel["type"], "target": channel["target"]}
+                )
+            attrs["channels"] = list(unique.values())
+        start, end = self._current(attrs, "quiet_hours_start"), self._current(attrs, "quiet_hours_end")
+        if (start is None) != (end is None):
+            errors["quiet_hours_end" if end is None else "quiet_hours_start"] = [
+                "Give both ends of the quiet hours, or neither."
+            ]
+        elif start is not None and start == end:
+            errors["quiet_hours_end"] = ["Must differ from quiet_hours_start."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class SubscriptionWithSecretSerializer(SubscriptionSerializer):
+    secret = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The webhook secret when this request set or generated it (store it now); otherwise null.",
+    )
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    event_kind = serializers.CharField(source="event.kind", read_only=True, allow_null=True, default=None)
+    subscription_name = serializers.CharField(source="subscription.name", read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "kind",
+            "alert",
+            "event",
+            "event_kind",
+            "subscription",
+            "subscription_name",
+            "channel",
+            "target",
+            "status",
+            "attempts",
+            "last_error",
+            "detail",
+            "next_attempt_at",
+            "sent_at",
+            "digest",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class SubscriptionFilter(django_filters.FilterSet):
+    min_severity = django_filters.ChoiceFilter(choices=Severity.choices)
+    channel = django_filters.ChoiceFilter(
+        choices=Channel.choices, method="filter_channel", help_text="Subscriptions with a channel of this type."
+    )
+
+    class Meta:
+        model = Subscription
+        fields = ["user", "location", "sensor_type", "enabled"]
+
+    def filter_channel(self, queryset, name, value):
+        return queryset.filter(channels__contains=[{"type": value}]) if value else queryset
+
+
+class NotificationFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Notification.Status.choices, help_text="Repeat for several.")
+    channel = django_filters.ChoiceFilter(choices=Channel.choices)
+    kind = django_filters.ChoiceFilter(choices=Notification.Kind.choices)
+    created_after = FlexibleDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="ISO 8601 or YYYYMMDD."
+    )
+    created_before = FlexibleDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="ISO 8601 or YYYYMMDD."
+    )
+
+    class Meta:
+        model = Notification
+        fields = ["subscription", "alert", "event", "digest"]
+
+
+def _with_secret(subscription: Subscription, secret: str | None) -> dict:
+    data = SubscriptionWithSecretSerializer(subscription).data
+    data["secret"] = secret
+    return data
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List alert subscriptions", tags=["notifications"]),
+    retrieve=extend_schema(tags=["notifications"]),
+    create=extend_schema(
+        summary="Create a subscription (operator); a generated webhook secret is shown in this answer only",
+        responses={201: SubscriptionWithSecretSerializer},
+        tags=["notifications"],
+    ),
+    update=extend_schema(responses={200: SubscriptionWithSecretSerializer}, tags=["notifications"]),
+    partial_update=extend_schema(responses={200: SubscriptionWithSecretSerializer}, tags=["notifications"]),
+    destroy=extend_schema(tags=["notifications"]),
+)
+class SubscriptionViewSet(viewsets.ModelViewSet):
+    queryset = Subscription.objects.select_related("created_by")
+    serializer_class = SubscriptionSerializer
+    filterset_class = SubscriptionFilter
+    search_fields = ["name", "contact"]
+    ordering_fields = ["id", "name", "created_at", "updated_at"]
+    write_role = Role.OPERATOR
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        secret = fields.pop("secret", None)
+        subscription, shown = subscription_save(
+            subscription=Subscription(created_by=request.user, **fields), secret=secret
+        )
+        return Response(_with_secret(subscription, shown), status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        subscription = self.get_object()
+        serializer = self.get_serializer(subscription, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        secret = fields.pop("secret", None)
+        for name, value in fields.items():
+            setattr(subscription, name, value)
+        subscription, shown = subscription_save(subscription=subscription, secret=secret)
+        return Response(_with_secret(subscription, shown))
+
+    @extend_schema(
+        request=None,
+        responses={200: SubscriptionWithSecretSerializer},
+        summary="Issue a new webhook secret (operator); shown in this answer only",
+        tags=["notifications"],
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, pk=None):
+        subscription = self.get_object()
+        return Response(_with_secret(subscription, subscription_rotate_secret(subscription=subscription)))
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Delivery history (newest first)", tags=["notifications"]),
+    retrieve=extend_schema(tags=["notifications"]),
+)
+class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Notification.objects.select_related("event", "subscription")
+    serializer_class = NotificationSerializer
+    filterset_class = NotificationFilter
+    search_fields = ["target", "last_error"]
+    ordering_fields = ["id", "created_at", "sent_at", "status", "attempts"]
+    ordering = ["-created_at", "-id"]
+    action_roles = {"retry": Role.OPERATOR}
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: NotificationSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="Only failed notifications can be retried."),
+        },
+        summary="Try a failed notification again (operator), with a fresh round of attempts",
+        tags=["notifications"],
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        notification = notification_retry(notification=self.get_object())
+        return Response(NotificationSerializer(notification).data)
