@@ -78,6 +78,17 @@ class Device(models.Model):
     )
     last_seq = models.BigIntegerField(null=True, blank=True, editable=False, help_text="Highest datagram seq seen.")
     seq_gaps = models.PositiveBigIntegerField(default=0, editable=False, help_text="Datagrams missing by seq.")
+    offline_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the device was last found offline (kept until it is back).",
+    )
+    # Whether alerting was told the device is offline; the connectivity sweep compares it with the
+    # connection status, so a change made by any path (ingest, heartbeat, MQTT status) is reported once.
+    offline_alerted = models.BooleanField(default=False, editable=False)
+    ota_status = models.JSONField(default=dict, blank=True, editable=False, help_text="The latest OTA report.")
+    ota_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
     ingest_key_hash = models.CharField(max_length=64, unique=True, editable=False)
     ingest_key_prefix = models.CharField(max_length=16, editable=False, default="")
     ingest_key_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
