@@ -1,0 +1,352 @@
+"""The MQTT bridge: device messages in, ingest batches and device state out, nothing lost on a crash.
+
+How it stays lossless:
+- It keeps a persistent session (MQTT 5, clean start off, a session expiry): messages that arrive while it
+  is down, and messages it received but never acknowledged, are held by the broker and delivered again.
+- It acknowledges (PUBACK) a message only after what the message means is committed: telemetry once the
+  ingest batch holding it is committed and queued (batch_create), other messages once their effect is.
+  Acknowledgements go out in the order messages arrived, as MQTT asks.
+- Everything it writes is idempotent, so a message delivered again after a crash does no harm: datagrams
+  are deduplicated by (device, seq) and readings by (sensor, ts); status, hello and acks converge.
+
+Threads: paho's network loop runs in its own thread and only puts messages on a queue; all database work
+happens in the thread that called run(), which owns the database connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
+from django.utils import timezone
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from apps.ingest.models import IngestBatch
+from apps.ingest.payload import NormalizedBatch
+from apps.ingest.services import batch_create
+from apps.mqtt import services, topics
+from apps.mqtt.config import BrokerConfig, broker_config, new_client
+from apps.mqtt.services import HANDLERS, DeviceDirectory, Inbound, MessageRejected, Reason
+
+logger = logging.getLogger(__name__)
+
+# Errors that mean "the database is not there right now": wait and try the same work again.
+DATABASE_DOWN = (OperationalError, InterfaceError)
+
+
+@dataclass
+class Pending:
+    """A received message waiting for its acknowledgement."""
+
+    mid: int
+    qos: int
+    generation: int
+    done: bool = False
+
+
+class MicroBatch:
+    """Telemetry waiting to become one ingest batch, and the messages it came in."""
+
+    def __init__(self) -> None:
+        self.normalized = NormalizedBatch()
+        self.started = time.monotonic()
+        self.received_at = None
+        self.messages: list[Inbound] = []
+        self.pending: list[Pending] = []
+
+    def add(self, message: Inbound, readings: NormalizedBatch, pending: Pending) -> None:
+        self.normalized.extend(readings)
+        self.messages.append(message)
+        self.pending.append(pending)
+        # The batch's receive time is its newest message's: no reading in it is judged "from the future"
+        # against a time before it arrived.
+        self.received_at = max(self.received_at or message.received_at, message.received_at)
+
+    def __len__(self) -> int:
+        return len(self.normalized)
+
+
+@dataclass
+class BridgeSettings:
+    client_id: str
+    topic_root: str
+    batch_max_readings: int
+    batch_max_wait_s: float
+    session_expiry_s: int
+    receive_maximum: int
+    stats_interval_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, **overrides) -> BridgeSettings:
+        values = {
+            "client_id": settings.MQTT_CLIENT_ID,
+            "topic_root": settings.MQTT_TOPIC_ROOT,
+            "batch_max_readings": settings.MQTT_BATCH_MAX_READINGS,
+            "batch_max_wait_s": settings.MQTT_BATCH_MAX_WAIT_S,
+            "session_expiry_s": settings.MQTT_SESSION_EXPIRY_S,
+            "receive_maximum": min(settings.MQTT_RECEIVE_MAXIMUM, 65535),
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+class Bridge:
+    def __init__(self, options: BridgeSettings | None = None, broker: BrokerConfig | None = None) -> None:
+        self.options = options or BridgeSettings.from_settings()
+        self.broker = broker or broker_config()
+        self.stats: Counter = Counter()
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._inbox: queue.Queue[Inbound] = queue.Queue()
+        self._stop = threading.Event()
+        self._generation = 0  # one more per (re)connection; acknowledgements only go to the current one
+        self._pending: deque[Pending] = deque()
+        self._batch: MicroBatch | None = None
+        self._directory = DeviceDirectory()
+        self._connectivity_check_due = False
+        self._last_connectivity_check = 0.0
+        self._client = self._make_client()
+
+    # --- connection (paho's thread) -------------------------------------------------------------------------
+
+    def _make_client(self):
+        client = new_client(client_id=self.options.client_id, config=self.broker, manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.reconnect_delay_set(settings.MQTT_RECONNECT_MIN_DELAY_S, settings.MQTT_RECONNECT_MAX_DELAY_S)
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            logger.error("mqtt bridge: the broker refused the connection: %s", reason_code)
+            return
+        self._generation += 1
+        # Subscribing again is harmless when the broker kept the session, and needed when it did not.
+        client.subscribe([(topic, 1) for topic in topics.subscriptions(self.options.topic_root)])
+        logger.info(
+            "mqtt bridge: connected to %s:%s as %s (session %s)",
+            self.broker.host,
+            self.broker.port,
+            self.options.client_id,
+            "resumed" if flags.session_present else "new",
+        )
+        self.stats["connections"] += 1
+        self.connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        refused = [code for code in reason_codes if code.is_failure]
+        if refused:
+            logger.error("mqtt bridge: the broker refused subscriptions: %s", refused)
+        else:
+            logger.info("mqtt bridge: subscribed to the device topics under %s/", self.options.topic_root)
+            self.subscribed.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        if not self._stop.is_set():
+            logger.warning("mqtt bridge: disconnected (%s); reconnecting with backoff", reason_code)
+
+    def _on_message(self, client, userdata, message) -> None:
+        received_at = timezone.now()
+        parsed = topics.parse(message.topic, self.options.topic_root)
+        device_id, kind = parsed if parsed else ("", "")
+        self._inbox.put(
+            Inbound(
+                topic=message.topic,
+                device_id=device_id,
+                kind=kind,
+                payload=message.payload,
+                received_at=received_at,
+                mid=message.mid,
+                qos=message.qos,
+                generation=self._generation,
+            )
+        )
+
+    # --- the loop (the caller's thread) -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Connect, then handle messages until stop(). On the way out the open micro-batch is committed and
+        acknowledged, so a graceful stop leaves nothing for the broker to deliver again."""
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self.options.session_expiry_s
+        properties.ReceiveMaximum = self.options.receive_maximum
+        self._client.connect_async(
+            self.broker.host,
+            self.broker.port,
+            keepalive=self.broker.keepalive_s,
+            clean_start=False,
+            properties=properties,
+        )
+        self._client.loop_start()
+        last_stats = last_housekeeping = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                message = self._next_message()
+                if message is not None:
+                    self._with_database(lambda message=message: self._handle(message))
+                if self._batch is not None and self._batch_due():
+                    self._with_database(self._flush)
+                self._acknowledge()
+                now = time.monotonic()
+                if self._connectivity_check_due and now - self._last_connectivity_check >= 1.0:
+                    self._request_connectivity_check()
+                if message is None and now - last_housekeeping >= 5:
+                    close_old_connections()
+                    last_housekeeping = now
+                if now - last_stats >= self.options.stats_interval_s:
+                    logger.info("mqtt bridge: %s", self.stats_line())
+                    last_stats = now
+        finally:
+            self._shutdown()
+
+    def _next_message(self) -> Inbound | None:
+        if self._batch is not None:
+            timeout = max(0.0, self._batch.started + self.options.batch_max_wait_s - time.monotonic())
+        else:
+            timeout = 0.25
+        try:
+            return self._inbox.get(timeout=min(timeout, 0.25))
+        except queue.Empty:
+            return None
+
+    def _batch_due(self) -> bool:
+        batch = self._batch
+        return (
+            len(batch) >= self.options.batch_max_readings
+            or time.monotonic() - batch.started >= self.options.batch_max_wait_s
+        )
+
+    def _with_database(self, work) -> bool:
+        """Run `work`, and while the database is unreachable, wait (1, 2, 4 ... 30 s) and run it again. Nothing
+        is acknowledged meanwhile, so the broker keeps holding what arrives. False when the bridge was asked
+        to stop before the work got done (the broker delivers its messages again)."""
+        delay = 1.0
+        while True:
+            try:
+                work()
+                return True
+            except DATABASE_DOWN as exc:
+                self.stats["database_errors"] += 1
+                logger.warning("mqtt bridge: database unavailable (%s); retrying in %.0f s", exc, delay)
+                connection.close()
+                if self._stop.wait(delay):
+                    return False
+                delay = min(delay * 2, 30.0)
+
+    def _handle(self, message: Inbound) -> None:
+        self.stats["received"] += 1
+        pending = Pending(mid=message.mid, qos=message.qos, generation=message.generation)
+        try:
+            self._dispatch(message, pending)
+        except MessageRejected as rejected:
+            self._reject(message, rejected.reason, rejected.detail, errors=rejected.errors)
+            pending.done = True
+        except DATABASE_DOWN:
+            raise
+        except Exception as exc:  # a bug must cost one message (kept as a dead letter), never the bridge
+            logger.exception("mqtt bridge: failed on a message from %s", message.topic)
+            if isinstance(exc, DatabaseError):
+                connection.close()  # the failed statement may have left the connection unusable
+            self._reject(message, Reason.ERROR, f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
+            pending.done = True
+        self._pending.append(pending)
+
+    def _dispatch(self, message: Inbound, pending: Pending) -> None:
+        if not message.kind:
+            raise MessageRejected(Reason.INVALID_MESSAGE, f"Not a device topic under {self.options.topic_root}/.")
+        self.stats[f"received_{message.kind.replace('/', '_')}"] += 1
+        body = services.decode(message)
+        device = services.authenticate(message, self._directory)
+        if message.kind == topics.TELEMETRY:
+            readings = services.telemetry_normalize(device, body, received_at=message.received_at)
+            if self._batch is None:
+                self._batch = MicroBatch()
+            self._batch.add(message, readings, pending)
+            return
+        if message.kind == topics.STATUS:
+            # This device's readings received before its status go into a batch first, so they are not
+            # taken for a sign of life after it said it went offline.
+            self._with_database(self._flush)
+            self._connectivity_check_due = True
+        result = HANDLERS[message.kind](device, body, at=message.received_at)
+        if message.kind == topics.COMMAND_ACK and result is False:
+            self.stats["command_acks_ignored"] += 1
+        pending.done = True
+
+    def _flush(self) -> None:
+        batch = self._batch
+        if batch is None:
+            return
+        if len(batch):
+            try:
+                created = batch_create(
+                    normalized=batch.normalized, received_at=batch.received_at, source=IngestBatch.Source.MQTT
+                )
+            except DATABASE_DOWN:
+                raise
+            except Exception as exc:  # keep every message of a batch that cannot be written, then move on
+                logger.exception("mqtt bridge: could not create an ingest batch of %s messages", len(batch.messages))
+                for message in batch.messages:
+                    self._reject(message, Reason.ERROR, f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
+            else:
+                self.stats["batches"] += 1
+                self.stats["readings"] += len(batch)
+                logger.debug("mqtt bridge: batch %s with %s readings", created.pk, len(batch))
+        for pending in batch.pending:
+            pending.done = True
+        self._batch = None
+
+    def _acknowledge(self) -> None:
+        """PUBACK, in arrival order, every message whose work is committed. Messages of an earlier connection
+        are not acknowledged: the broker delivers them again on this one (their work is idempotent)."""
+        generation = self._generation
+        while self._pending and self._pending[0].done:
+            pending = self._pending.popleft()
+            if pending.qos > 0 and pending.generation == generation:
+                self._client.ack(pending.mid, pending.qos)
+                self.stats["acknowledged"] += 1
+
+    def _reject(
+        self, message: Inbound, reason: str, detail: str, *, errors: dict | None = None, trace: str = ""
+    ) -> None:
+        self.stats[f"dead_letter_{reason}"] += 1
+        self.stats["dead_letters"] += 1
+        logger.warning("mqtt bridge: dead letter from %s: %s: %s", message.topic, reason, detail)
+        services.dead_letter_record(message, reason=reason, detail=detail, errors=errors, traceback=trace)
+
+    def _request_connectivity_check(self) -> None:
+        try:
+            services.request_connectivity_check()
+        except Exception:  # the beat sweep runs anyway; this only makes it sooner
+            logger.warning("mqtt bridge: could not queue a connectivity check", exc_info=True)
+        self._connectivity_check_due = False
+        self._last_connectivity_check = time.monotonic()
+
+    def _shutdown(self) -> None:
+        try:
+            if self._batch is not None and not self._with_database(self._flush):
+                logger.warning("mqtt bridge: stopped with an uncommitted batch; the broker delivers it again")
+            self._acknowledge()
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+            connection.close()
+            logger.info("mqtt bridge: stopped; %s", self.stats_line())
+
+    def stats_line(self) -> str:
+        return ", ".join(f"{key}={value}" for key, value in sorted(self.stats.items())) or "nothing yet"
