@@ -70,6 +70,9 @@ class DeviceAdmin(admin.ModelAdmin):
         "last_seen",
         "last_seq",
         "seq_gaps",
+        "offline_since",
+        "ota_status",
+        "ota_updated_at",
         "created_at",
         "updated_at",
     ]
@@ -82,8 +85,11 @@ class DeviceAdmin(admin.ModelAdmin):
                 "fields": [
                     "connection_status",
                     "last_seen",
+                    "offline_since",
                     "last_seq",
                     "seq_gaps",
+                    "ota_status",
+                    "ota_updated_at",
                     "ingest_key_prefix",
                     "ingest_key_rotated_at",
                     "created_at",

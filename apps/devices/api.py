@@ -74,6 +74,9 @@ class DeviceSerializer(serializers.ModelSerializer):
             "ingest_key_rotated_at",
             "last_seq",
             "seq_gaps",
+            "offline_since",
+            "ota_status",
+            "ota_updated_at",
             "created_at",
             "updated_at",
         ]
@@ -83,6 +86,9 @@ class DeviceSerializer(serializers.ModelSerializer):
             "ingest_key_rotated_at",
             "last_seq",
             "seq_gaps",
+            "offline_since",
+            "ota_status",
+            "ota_updated_at",
             "created_at",
             "updated_at",
         ]

@@ -8,6 +8,7 @@ from apps.deadletters.models import DeadLetter
 from apps.devices.models import Device
 from apps.ingest.models import IngestBatch, Reading
 from apps.mqtt import topics
+from tests.factories import API
 from tests.mqtt.broker import datagram
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -152,7 +153,7 @@ def test_status_and_the_last_will_set_the_connection_status_at_once(world, start
     assert device.offline_since is not None and device.offline_since >= device.last_seen
 
 
-def test_ota_status_reports_are_recorded_on_the_device(world, start_bridge, device_mqtt, wait_for):
+def test_ota_status_reports_are_recorded_on_the_device(world, start_bridge, device_mqtt, viewer_api, wait_for):
     start_bridge()
     meter = device_mqtt("dc-meter-001")
 
@@ -166,3 +167,5 @@ def test_ota_status_reports_are_recorded_on_the_device(world, start_bridge, devi
 
     device = wait_for(lambda: Device.objects.filter(device_id="dc-meter-001", fw_version="3.0.0").first())
     assert device.ota_status["status"] == "success" and device.ota_updated_at is not None
+    shown = viewer_api.get(f"{API}/devices/{device.pk}/").json()
+    assert shown["ota_status"]["fw_version"] == "3.0.0" and shown["fw_version"] == "3.0.0"
