@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import psycopg
 from django.db import connection
 from django.db.models import Q, QuerySet
 
 from apps.alerts.models import Alert, MaintenanceWindow
 from apps.ingest.models import Reading
 
-# Each sensor's readings after the point its evaluation has reached, up to the batch's newest: one index range
-# scan of the (sensor_id, ts) primary key per sensor, in one statement.
+# Each sensor's readings after the point its evaluation has reached, up to the batch's newest: one short range
+# scan of the (sensor_id, ts) primary key per sensor. OFFSET 0 keeps the planner from flattening the LATERAL
+# subquery into a plain join, for which it picks a merge join that walks the whole index.
 _READINGS_SQL = f"""
-SELECT r.sensor_id, r.ts, r.value
+SELECT s.sensor_id, r.ts, r.value
   FROM unnest(%s::bigint[], %s::timestamptz[]) AS s(sensor_id, after)
-  JOIN {Reading._meta.db_table} r ON r.sensor_id = s.sensor_id AND r.ts > s.after AND r.ts <= %s
- ORDER BY r.sensor_id, r.ts
+ CROSS JOIN LATERAL (
+       SELECT ts, value FROM {Reading._meta.db_table}
+        WHERE sensor_id = s.sensor_id AND ts > s.after AND ts <= %s
+       OFFSET 0
+ ) r
+ ORDER BY s.sensor_id, r.ts
 """
 
 
@@ -26,8 +32,10 @@ def readings_after(after_by_sensor: dict[int, datetime], *, until: datetime) -> 
         return {}
     sensor_ids = sorted(after_by_sensor)
     readings_by_sensor: dict[int, list[tuple[datetime, float]]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(_READINGS_SQL, [sensor_ids, [after_by_sensor[s] for s in sensor_ids], until])
+    connection.ensure_connection()
+    # Bound in binary (see apps.alerts.services._binary_cursor): no client-side quoting of the arrays.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_READINGS_SQL, [sensor_ids, [after_by_sensor[s] for s in sensor_ids], until], binary=True)
         for sensor_id, ts, value in cursor.fetchall():
             readings_by_sensor.setdefault(sensor_id, []).append((ts, value))
     return readings_by_sensor

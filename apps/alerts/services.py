@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import psycopg
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
@@ -19,7 +20,7 @@ from apps.alerts.evaluation import AlertFactory, Outcome, PairState, walk
 from apps.alerts.models import NORMAL, Alert, AlertEvent, MaintenanceWindow, ThresholdState
 from apps.alerts.selectors import readings_after
 from apps.core.errors import ApplicationError
-from apps.devices.models import Device, Sensor
+from apps.devices.models import Device
 from apps.ingest.models import IngestBatch
 from apps.ingest.pipeline import enqueue_evaluation
 from apps.thresholds.selectors import effective_thresholds
@@ -41,11 +42,29 @@ def _fan_out_on_commit(events: list[AlertEvent]) -> None:
         transaction.on_commit(lambda: enqueue_fan_out(event_ids=event_ids), robust=True)
 
 
+_SENSORS = """
+SELECT id, sensor_type_id, device_id, location_id FROM devices_sensor WHERE id = ANY(%s)
+"""
+
 _CREATE_STATES = f"""
 INSERT INTO {ThresholdState._meta.db_table}
        (sensor_id, threshold_id, level, breach_max_level, updated_at)
 SELECT s, t, 'normal', 'normal', now() FROM unnest(%s::bigint[], %s::bigint[]) AS u(s, t) ORDER BY s, t
 ON CONFLICT (sensor_id, threshold_id) DO NOTHING
+"""
+
+# The states of the sensors, locked in (sensor, threshold) order, each with its unresolved alert if it has one
+# (found through the partial unique index, so an alert never goes unseen whatever the state row says).
+_LOCK_STATES = f"""
+SELECT s.id, s.sensor_id, s.threshold_id, s.level, s.breach_started_at, s.breach_first_value,
+       s.breach_peak_value, s.breach_peak_at, s.breach_max_level, s.last_ts, s.last_value, a.id
+  FROM {ThresholdState._meta.db_table} s
+  LEFT JOIN {Alert._meta.db_table} a
+    ON a.sensor_id = s.sensor_id AND a.threshold_id = s.threshold_id AND a.kind = 'threshold'
+   AND NOT (a.state = 'resolved')
+ WHERE s.sensor_id = ANY(%s)
+ ORDER BY s.sensor_id, s.threshold_id
+   FOR UPDATE OF s
 """
 
 _UPDATE_STATES = f"""
@@ -60,6 +79,14 @@ UPDATE {ThresholdState._meta.db_table} AS s
             breach_max_level, alert_id, last_ts, last_value)
  WHERE s.id = u.id
 """
+
+
+def _binary_cursor() -> psycopg.Cursor:
+    """A cursor on the current transaction that sends parameters bound and in binary: the arrays of a batch
+    (hundreds of ids, times and values) then cost no client-side quoting."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
 
 _ALERT_UPDATE_FIELDS = [
     "severity",
@@ -129,79 +156,84 @@ def _evaluate_sensors(
     sensor_ids: list[int], *, batch: IngestBatch, now: datetime, result: EvaluationResult
 ) -> _BatchOutcome:
     outcome = _BatchOutcome()
-    outcome.sensor_rows = {
-        row["id"]: row
-        for row in Sensor.objects.filter(id__in=sensor_ids).values("id", "sensor_type_id", "device_id", "location_id")
-    }
-    thresholds = effective_thresholds([(row["id"], row["sensor_type_id"]) for row in outcome.sensor_rows.values()])
-    pairs_wanted = sorted((sensor_id, t.threshold_id) for sensor_id, ts in thresholds.items() for t in ts)
-    with connection.cursor() as cursor:
-        if pairs_wanted:
-            cursor.execute(_CREATE_STATES, [[s for s, _ in pairs_wanted], [t for _, t in pairs_wanted]])
-    states = list(
-        ThresholdState.objects.select_for_update()
-        .filter(sensor_id__in=sensor_ids)
-        .order_by("sensor_id", "threshold_id")
+    with _binary_cursor() as cursor:
+        cursor.execute(_SENSORS, [sensor_ids], binary=True)
+        outcome.sensor_rows = {
+            row[0]: {"id": row[0], "sensor_type_id": row[1], "device_id": row[2], "location_id": row[3]}
+            for row in cursor.fetchall()
+        }
+        thresholds = effective_thresholds([(row["id"], row["sensor_type_id"]) for row in outcome.sensor_rows.values()])
+        effective = {(t.sensor_id, t.threshold_id): t for ts in thresholds.values() for t in ts}
+        cursor.execute(_LOCK_STATES, [sensor_ids], binary=True)
+        rows = cursor.fetchall()
+        missing = sorted(set(effective) - {(row[1], row[2]) for row in rows})
+        if missing:
+            # New pairs (a new sensor or threshold): create their states, then lock all again in order.
+            cursor.execute(_CREATE_STATES, [[s for s, _ in missing], [t for _, t in missing]], binary=True)
+            cursor.execute(_LOCK_STATES, [sensor_ids], binary=True)
+            rows = cursor.fetchall()
+    alert_ids = sorted(row[11] for row in rows if row[11] is not None)
+    alerts = (
+        {alert.pk: alert for alert in Alert.objects.select_for_update().filter(pk__in=alert_ids).order_by("pk")}
+        if alert_ids
+        else {}
     )
-    open_alerts = {
-        (alert.sensor_id, alert.threshold_id): alert
-        for alert in Alert.objects.select_for_update()
-        .filter(kind=Alert.Kind.THRESHOLD, sensor_id__in=sensor_ids)
-        .exclude(state=Alert.State.RESOLVED)
-        .order_by("id")
-    }
-    effective = {(t.sensor_id, t.threshold_id): t for ts in thresholds.values() for t in ts}
+    pairs = [_pair_of(row, alerts.get(row[11])) for row in rows]
 
     # Each sensor is read from the oldest point any of its pairs has reached, but never further back than
     # the lookback before the batch's first reading: a long-silent sensor does not rescan its history.
     floor = batch.stored_ts_min - timedelta(seconds=settings.ALERT_EVALUATION_LOOKBACK_S)
+    first = batch.stored_ts_min - timedelta(microseconds=1)
     after_by_sensor: dict[int, datetime] = {}
-    for state in states:
-        if (state.sensor_id, state.threshold_id) not in effective:
+    for pair in pairs:
+        if (pair.sensor_id, pair.threshold_id) not in effective:
             continue
-        reached = state.last_ts or (batch.stored_ts_min - timedelta(microseconds=1))
-        after_by_sensor[state.sensor_id] = max(floor, min(reached, after_by_sensor.get(state.sensor_id, reached)))
+        reached = max(floor, pair.last_ts or first)
+        after_by_sensor[pair.sensor_id] = min(reached, after_by_sensor.get(pair.sensor_id, reached))
     readings_by_sensor = readings_after(after_by_sensor, until=batch.stored_ts_max)
     result.readings = sum(len(readings) for readings in readings_by_sensor.values())
 
     factory = AlertFactory(outcome.sensor_rows)
-    for state in states:
-        pair = _pair_of(state, open_alerts.pop((state.sensor_id, state.threshold_id), None))
-        threshold = effective.get((state.sensor_id, state.threshold_id))
+    for pair in pairs:
+        threshold = effective.get((pair.sensor_id, pair.threshold_id))
         if threshold is None:
             if pair.alert is not None:
                 _resolve_for_removed_threshold(pair, at=now, outcome=outcome)
             continue
-        walk(pair, threshold, readings_by_sensor.get(state.sensor_id, []), factory=factory, outcome=outcome)
+        walk(pair, threshold, readings_by_sensor.get(pair.sensor_id, []), factory=factory, outcome=outcome)
         if pair.changed:
             outcome.pairs.append(pair)
-    # An unresolved alert without a state row (its state was lost, e.g. deleted by hand) is resolved rather
-    # than left open forever; the state machine starts afresh for that pair.
-    for alert in open_alerts.values():
-        alert.state, alert.resolved_at = Alert.State.RESOLVED, now
-        alert.resolution = Alert.Resolution.THRESHOLD_REMOVED
-        alert.resolution_reason = "Evaluation state was missing."
-        outcome.touch(alert)
-        outcome.events.append(
-            AlertEvent(alert=alert, kind=AlertEvent.Kind.RESOLVED, at=now, severity=alert.severity, value=alert.value)
-        )
     return outcome
 
 
-def _pair_of(state: ThresholdState, alert: Alert | None) -> PairState:
+def _pair_of(row: tuple, alert: Alert | None) -> PairState:
+    (
+        state_id,
+        sensor_id,
+        threshold_id,
+        level,
+        started,
+        first_value,
+        peak_value,
+        peak_at,
+        max_level,
+        last_ts,
+        last_value,
+        _,
+    ) = row
     return PairState(
-        state_id=state.pk,
-        sensor_id=state.sensor_id,
-        threshold_id=state.threshold_id,
-        level=state.level,
-        breach_started_at=state.breach_started_at,
-        breach_first_value=state.breach_first_value,
-        breach_peak_value=state.breach_peak_value,
-        breach_peak_at=state.breach_peak_at,
-        breach_max_level=state.breach_max_level,
+        state_id=state_id,
+        sensor_id=sensor_id,
+        threshold_id=threshold_id,
+        level=level,
+        breach_started_at=started,
+        breach_first_value=first_value,
+        breach_peak_value=peak_value,
+        breach_peak_at=peak_at,
+        breach_max_level=max_level,
         alert=alert,
-        last_ts=state.last_ts,
-        last_value=state.last_value,
+        last_ts=last_ts,
+        last_value=last_value,
     )
 
 
@@ -242,7 +274,7 @@ def _write(outcome: _BatchOutcome) -> None:
         AlertEvent.objects.bulk_create(outcome.events)
     if outcome.pairs:
         pairs = outcome.pairs
-        with connection.cursor() as cursor:
+        with _binary_cursor() as cursor:
             cursor.execute(
                 _UPDATE_STATES,
                 [
@@ -257,6 +289,7 @@ def _write(outcome: _BatchOutcome) -> None:
                     [p.last_ts for p in pairs],
                     [p.last_value for p in pairs],
                 ],
+                binary=True,
             )
 
 
