@@ -1,7 +1,7 @@
 """Fixtures shared by the whole suite: the test world, API clients per role, and a real Celery worker.
 
-Tests that need the worker to see their rows must commit them: mark them
-`@pytest.mark.django_db(transaction=True)`.
+Tests that use the worker (`celery_worker`) run transactionally, so the worker sees their rows; mark them
+`@pytest.mark.django_db(transaction=True)` to say so.
 """
 
 from __future__ import annotations
@@ -65,15 +65,24 @@ def api_as(request):
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> CeleryWorker:
-    """A real worker consuming ingest, alerts and default from the test Redis database, connected to the test
-    database. Its output is in `celery_worker.log_path`."""
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory) -> CeleryWorker:
+    """One real worker for the session, consuming ingest, alerts and default from the test Redis database and
+    connected to the test database. Its output is in `log_path`. Tests use `celery_worker`."""
     with django_db_blocker.unblock():
         url = database_url(connection.settings_dict)
     log_path = tmp_path_factory.mktemp("celery-worker") / "worker.log"
     worker = CeleryWorker.start(database_url=url, log_path=log_path)
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process: CeleryWorker, transactional_db) -> CeleryWorker:
+    """The session's worker, for a test whose rows it must see: the test is made transactional, and after it
+    the fixture waits until the worker has nothing queued or running, so no task of this test runs into the
+    flush of its tables or into the next test."""
+    yield celery_worker_process
+    celery_worker_process.wait_until_idle()
 
 
 @pytest.fixture

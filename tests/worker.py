@@ -16,6 +16,7 @@ from urllib.parse import quote
 import redis
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.conf import settings
+from kombu.exceptions import ChannelError
 
 from workers.celery import app as celery_app
 
@@ -129,6 +130,30 @@ class CeleryWorker:
                 pass
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"Celery worker did not answer a ping within {timeout} s:\n{self.log()}")
+
+    def pending(self) -> int:
+        """Messages waiting in the worker's queues plus those delivered and not yet acknowledged: with late
+        acknowledgement, that is every task still reserved or running."""
+        with celery_app.connection_for_write() as connection:
+            channel = connection.default_channel
+            waiting = 0
+            for queue in QUEUES:
+                try:
+                    waiting += channel.queue_declare(queue=queue, passive=True).message_count
+                except ChannelError:  # an empty queue has no key in Redis
+                    pass
+            return waiting + channel.client.hlen(channel.unacked_key)
+
+    def wait_until_idle(self, timeout: float = 60.0) -> None:
+        """Wait until nothing is queued or running. Idle must be seen twice in a row: a message the worker has
+        just popped is briefly in neither place."""
+        deadline = time.monotonic() + timeout
+        idle_checks = 0
+        while idle_checks < 2:
+            idle_checks = idle_checks + 1 if self.pending() == 0 else 0
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"Celery worker still busy after {timeout} s:\n{self.log()[-5000:]}")
+            time.sleep(0.05)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
