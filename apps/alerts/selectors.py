@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import psycopg
-from django.db import connection
 from django.db.models import Q, QuerySet
 
 from apps.alerts.models import Alert, MaintenanceWindow
+from apps.alerts.sql import binary_cursor
 from apps.ingest.models import Reading
 
 # Each sensor's readings after the point its evaluation has reached, up to the batch's newest: one short range
@@ -32,10 +31,8 @@ def readings_after(after_by_sensor: dict[int, datetime], *, until: datetime) -> 
         return {}
     sensor_ids = sorted(after_by_sensor)
     readings_by_sensor: dict[int, list[tuple[datetime, float]]] = {}
-    connection.ensure_connection()
-    # Bound in binary (see apps.alerts.services._binary_cursor): no client-side quoting of the arrays.
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_READINGS_SQL, [sensor_ids, [after_by_sensor[s] for s in sensor_ids], until], binary=True)
+    with binary_cursor() as cursor:
+        cursor.execute(_READINGS_SQL, [sensor_ids, [after_by_sensor[s] for s in sensor_ids], until])
         for sensor_id, ts, value in cursor.fetchall():
             readings_by_sensor.setdefault(sensor_id, []).append((ts, value))
     return readings_by_sensor

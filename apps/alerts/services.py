@@ -10,15 +10,15 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import psycopg
 from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.alerts.evaluation import AlertFactory, Outcome, PairState, walk
 from apps.alerts.models import NORMAL, Alert, AlertEvent, MaintenanceWindow, ThresholdState
 from apps.alerts.selectors import readings_after
+from apps.alerts.sql import binary_cursor
 from apps.core.errors import ApplicationError
 from apps.devices.models import Device
 from apps.ingest.models import IngestBatch
@@ -79,13 +79,6 @@ UPDATE {ThresholdState._meta.db_table} AS s
             breach_max_level, alert_id, last_ts, last_value)
  WHERE s.id = u.id
 """
-
-
-def _binary_cursor() -> psycopg.Cursor:
-    """A cursor on the current transaction that sends parameters bound and in binary: the arrays of a batch
-    (hundreds of ids, times and values) then cost no client-side quoting."""
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
 
 
 _ALERT_UPDATE_FIELDS = [
@@ -156,21 +149,21 @@ def _evaluate_sensors(
     sensor_ids: list[int], *, batch: IngestBatch, now: datetime, result: EvaluationResult
 ) -> _BatchOutcome:
     outcome = _BatchOutcome()
-    with _binary_cursor() as cursor:
-        cursor.execute(_SENSORS, [sensor_ids], binary=True)
+    with binary_cursor() as cursor:
+        cursor.execute(_SENSORS, [sensor_ids])
         outcome.sensor_rows = {
             row[0]: {"id": row[0], "sensor_type_id": row[1], "device_id": row[2], "location_id": row[3]}
             for row in cursor.fetchall()
         }
         thresholds = effective_thresholds([(row["id"], row["sensor_type_id"]) for row in outcome.sensor_rows.values()])
         effective = {(t.sensor_id, t.threshold_id): t for ts in thresholds.values() for t in ts}
-        cursor.execute(_LOCK_STATES, [sensor_ids], binary=True)
+        cursor.execute(_LOCK_STATES, [sensor_ids])
         rows = cursor.fetchall()
         missing = sorted(set(effective) - {(row[1], row[2]) for row in rows})
         if missing:
             # New pairs (a new sensor or threshold): create their states, then lock all again in order.
-            cursor.execute(_CREATE_STATES, [[s for s, _ in missing], [t for _, t in missing]], binary=True)
-            cursor.execute(_LOCK_STATES, [sensor_ids], binary=True)
+            cursor.execute(_CREATE_STATES, [[s for s, _ in missing], [t for _, t in missing]])
+            cursor.execute(_LOCK_STATES, [sensor_ids])
             rows = cursor.fetchall()
     alert_ids = sorted(row[11] for row in rows if row[11] is not None)
     alerts = (
@@ -274,7 +267,7 @@ def _write(outcome: _BatchOutcome) -> None:
         AlertEvent.objects.bulk_create(outcome.events)
     if outcome.pairs:
         pairs = outcome.pairs
-        with _binary_cursor() as cursor:
+        with binary_cursor() as cursor:
             cursor.execute(
                 _UPDATE_STATES,
                 [
@@ -289,7 +282,6 @@ def _write(outcome: _BatchOutcome) -> None:
                     [p.last_ts for p in pairs],
                     [p.last_value for p in pairs],
                 ],
-                binary=True,
             )
 
 
