@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help run test test-tools install env services database migrate static seed lint format
+.PHONY: help run test test-tools install assets env services database migrate static seed lint format
 
 help:
 	@echo "make run     set up everything, seed the demo plant, start web, worker, beat and Flower (Ctrl-C stops)"
@@ -18,10 +18,10 @@ help:
 	@echo "make seed    create what is missing of the demo plant and print the admin login"
 	@echo "make lint    ruff check and format check"
 
-run: install env services database migrate static
+run: install assets env services database migrate static
 	bin/run
 
-test: install services test-tools
+test: install assets services test-tools
 	@# pytest exits 5 when it collected no tests: a suite that ran nothing must not pass.
 	@status=0; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
@@ -35,6 +35,15 @@ $(VENV)/.requirements-installed: requirements.txt requirements-dev.txt
 		echo "Could not create $(VENV): install Python 3.11 with venv (e.g. apt-get install python3.11-venv)" >&2; \
 		exit 1; }
 	$(PY) -m pip install --disable-pip-version-check --quiet -r requirements-dev.txt
+	@touch $@
+
+# Front-end libraries (package.json: Chart.js for the dashboard pages), served as static files straight from
+# node_modules. Reinstalls when package.json or the lock file changes.
+assets: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 and npm (e.g. apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 env: install
@@ -52,7 +61,7 @@ database: env services
 migrate: database
 	$(PY) manage.py migrate --no-input
 
-static: install env
+static: install env assets
 	$(PY) manage.py collectstatic --no-input --verbosity 0
 
 seed: migrate

@@ -132,6 +132,8 @@ STORAGES = {
 }
 # Lets the development server and tests serve admin assets without collectstatic.
 WHITENOISE_USE_FINDERS = True
+# Front-end libraries installed by `npm ci` (package.json), served as static files: vendor/chart.js/...
+STATICFILES_DIRS = [("vendor/chart.js", BASE_DIR / "node_modules" / "chart.js" / "dist")]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 
 # --- REST API -------------------------------------------------------------------------------------------------
