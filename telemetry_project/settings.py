@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.mqtt",
     "apps.commands",
     "apps.operations",
+    "apps.dashboard",
 ]
 
 MIDDLEWARE = [

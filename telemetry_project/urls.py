@@ -22,6 +22,7 @@ urlpatterns = [
     path("health/ready", health.readiness, name="health-ready"),
     path("", include("apps.operations.urls")),
     path("admin/", admin.site.urls),
+    path("ops/", include("apps.dashboard.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
