@@ -322,6 +322,18 @@ NOTIFY_STORM_WINDOW_S = env_int("NOTIFY_STORM_WINDOW_S", 300, minimum=1)
 NOTIFY_BASE_URL = env_str("NOTIFY_BASE_URL", "").rstrip("/")
 if NOTIFY_LEASE_S <= NOTIFY_WEBHOOK_TIMEOUT_S or NOTIFY_LEASE_S <= NOTIFY_GATEWAY_TIMEOUT_S:
     raise ImproperlyConfigured("NOTIFY_LEASE_S must be longer than the webhook and gateway timeouts.")
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "SeverityEnum": "apps.alerts.models.Severity",
+        "AlertKindEnum": "apps.alerts.models.Alert.Kind",
+        "AlertStateEnum": "apps.alerts.models.Alert.State",
+        "AlertResolutionEnum": "apps.alerts.models.Alert.Resolution",
+        "AlertEventKindEnum": "apps.alerts.models.AlertEvent.Kind",
+        "ChannelEnum": "apps.notifications.models.Channel",
+        "NotificationKindEnum": "apps.notifications.models.Notification.Kind",
+        "NotificationStatusEnum": "apps.notifications.models.Notification.Status",
+    }
+)
 CELERY_BEAT_SCHEDULE["alerts-requeue-unevaluated-batches"] = {
     "task": "alerts.requeue_unevaluated_batches",
     "schedule": 60.0,

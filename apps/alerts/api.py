@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
+from django import forms
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -14,10 +17,28 @@ from apps.alerts.models import Alert, AlertEvent, MaintenanceWindow, Severity
 from apps.alerts.selectors import alerts_queryset
 from apps.alerts.services import alert_acknowledge, alert_resolve, maintenance_window_save
 from apps.core.schema import ErrorSerializer
-from apps.core.timeparams import FlexibleDateTimeFilter
+from apps.core.timeparams import FlexibleDateTimeField, FlexibleDateTimeFilter
 from apps.devices.models import Device
 from apps.locations.api import SubtreeFilter
 from apps.locations.models import Location
+
+
+class _UtcDateTimeField(FlexibleDateTimeField):
+    # PostgreSQL refuses offsets beyond ±15:59 that Python accepts; in UTC every valid moment is fine.
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError("Out of the range of supported times.") from None
+
+
+class TimeFilter(FlexibleDateTimeFilter):
+    """ISO 8601 with offset, or YYYYMMDD; compared in UTC."""
+
+    field_class = _UtcDateTimeField
 
 
 class UsernameField(serializers.CharField):
@@ -127,10 +148,12 @@ class AlertFilter(django_filters.FilterSet):
     sensor_type = django_filters.CharFilter(field_name="sensor_type__code", help_text="Sensor type code.")
     threshold = django_filters.NumberFilter(field_name="threshold_id")
     location = SubtreeFilter(field="location")
-    opened_after = FlexibleDateTimeFilter(field_name="opened_at", lookup_expr="gte", help_text="ISO 8601 or YYYYMMDD.")
-    opened_before = FlexibleDateTimeFilter(field_name="opened_at", lookup_expr="lt", help_text="ISO 8601 or YYYYMMDD.")
-    active_at = FlexibleDateTimeFilter(
-        method="filter_active_at", help_text="Alerts open at that moment (opened before, not resolved before)."
+    opened_after = TimeFilter(field_name="opened_at", lookup_expr="gte", help_text="ISO 8601 or YYYYMMDD.")
+    opened_before = TimeFilter(field_name="opened_at", lookup_expr="lt", help_text="ISO 8601 or YYYYMMDD.")
+    active_at = TimeFilter(
+        field_name="opened_at",
+        method="filter_active_at",
+        help_text="Alerts open at that moment (opened before, not resolved before).",
     )
 
     class Meta:

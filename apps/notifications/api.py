@@ -12,10 +12,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.accounts.roles import Role
-from apps.alerts.api import UsernameField
+from apps.alerts.api import TimeFilter, UsernameField
 from apps.alerts.models import Severity
 from apps.core.schema import ErrorSerializer
-from apps.core.timeparams import FlexibleDateTimeFilter
 from apps.devices.models import SensorType
 from apps.locations.models import Location
 from apps.notifications.models import Channel, Notification, Subscription, validate_time_zone
@@ -209,12 +208,8 @@ class NotificationFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Notification.Status.choices, help_text="Repeat for several.")
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
     kind = django_filters.ChoiceFilter(choices=Notification.Kind.choices)
-    created_after = FlexibleDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", help_text="ISO 8601 or YYYYMMDD."
-    )
-    created_before = FlexibleDateTimeFilter(
-        field_name="created_at", lookup_expr="lt", help_text="ISO 8601 or YYYYMMDD."
-    )
+    created_after = TimeFilter(field_name="created_at", lookup_expr="gte", help_text="ISO 8601 or YYYYMMDD.")
+    created_before = TimeFilter(field_name="created_at", lookup_expr="lt", help_text="ISO 8601 or YYYYMMDD.")
 
     class Meta:
         model = Notification
