@@ -80,7 +80,9 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory) 
 def celery_worker(celery_worker_process: CeleryWorker, transactional_db) -> CeleryWorker:
     """The session's worker, for a test whose rows it must see: the test is made transactional, and after it
     the fixture waits until the worker has nothing queued or running, so no task of this test runs into the
-    flush of its tables or into the next test."""
+    flush of its tables or into the next test. It waits before the test too, for tasks queued by tests that
+    did not wait (a test without the fixture may still send one)."""
+    celery_worker_process.wait_until_idle()
     yield celery_worker_process
     celery_worker_process.wait_until_idle()
 
