@@ -184,45 +184,47 @@ class SimulatedDevice:
 def load_devices(
     keys: dict[str, str], *, count: int, rate: float, rng: random.Random, tz: ZoneInfo
 ) -> list[SimulatedDevice]:
-    """The first `count` devices (by external id) that have a working key in `keys`, with their sensors."""
+    """`count` devices with a working key in `keys` and sensors, spread evenly over them in external id
+    order (so a few simulated devices of the demo plant are a mix of climate sensors and DC meters)."""
+    candidates = []
     devices = (
         Device.objects.filter(device_id__in=list(keys))
         .exclude(status=Device.Status.INACTIVE)
         .prefetch_related("sensors__sensor_type")
         .order_by("device_id")
     )
-    simulated = []
     for device in devices:
-        if len(simulated) >= count:
-            break
-        key = keys[device.device_id]
-        if hash_ingest_key(key) != device.ingest_key_hash:
+        if hash_ingest_key(keys[device.device_id]) != device.ingest_key_hash:
             logger.warning("simulate: the key for %s no longer works (rotated?); skipped", device.device_id)
-            continue
-        sensors = [
-            SensorSpec(
-                sensor.sensor_type.code,
-                sensor.channel,
-                sensor.sensor_type.unit,
-                sensor.sensor_type.plausible_min,
-                sensor.sensor_type.plausible_max,
-            )
-            for sensor in device.sensors.all()
-        ]
-        if not sensors:
-            continue
-        interval = 1.0 / rate
-        simulated.append(
-            SimulatedDevice(
-                device_id=device.device_id,
-                pk=device.pk,
-                key=key,
-                signals=SignalModel(sensors, random.Random(rng.random()), tz),
-                interval_s=interval,
-                next_due=time.monotonic() + rng.uniform(0, interval),
-            )
+        elif device.sensors.all():
+            candidates.append(device)
+    step = max(len(candidates) / count, 1.0)
+    chosen = [candidates[int(index * step)] for index in range(min(count, len(candidates)))]
+    interval = 1.0 / rate
+    return [
+        SimulatedDevice(
+            device_id=device.device_id,
+            pk=device.pk,
+            key=keys[device.device_id],
+            signals=SignalModel(
+                [
+                    SensorSpec(
+                        sensor.sensor_type.code,
+                        sensor.channel,
+                        sensor.sensor_type.unit,
+                        sensor.sensor_type.plausible_min,
+                        sensor.sensor_type.plausible_max,
+                    )
+                    for sensor in device.sensors.all()
+                ],
+                random.Random(rng.random()),
+                tz,
+            ),
+            interval_s=interval,
+            next_due=time.monotonic() + rng.uniform(0, interval),
         )
-    return simulated
+        for device in chosen
+    ]
 
 
 class MqttTransport:
