@@ -8,6 +8,7 @@ from apps.deadletters.models import DeadLetter
 from apps.devices.models import Device
 from apps.ingest.models import IngestBatch, Reading
 from apps.mqtt import topics
+from apps.mqtt.config import broker_config, new_client
 from tests.factories import API
 from tests.mqtt.broker import datagram
 
@@ -169,3 +170,23 @@ def test_ota_status_reports_are_recorded_on_the_device(world, start_bridge, devi
     assert device.ota_status["status"] == "success" and device.ota_updated_at is not None
     shown = viewer_api.get(f"{API}/devices/{device.pk}/").json()
     assert shown["ota_status"]["fw_version"] == "3.0.0" and shown["fw_version"] == "3.0.0"
+
+
+def test_the_bridge_reconnects_after_losing_the_broker_and_carries_on(
+    world, start_bridge, device_mqtt, settings, wait_for
+):
+    settings.MQTT_RECONNECT_MIN_DELAY_S = 1
+    bridge = start_bridge()
+    # Another client taking over the bridge's session makes the broker drop the bridge's connection.
+    intruder = new_client(client_id=bridge.bridge.options.client_id, config=broker_config())
+    config = broker_config()
+    intruder.connect(config.host, config.port, clean_start=False)
+    intruder.loop_start()
+    wait_for(lambda: not bridge.bridge.connected.is_set(), timeout=10)
+    intruder.disconnect()
+    intruder.loop_stop()
+
+    wait_for(lambda: bridge.bridge.stats["connections"] == 2 and bridge.bridge.subscribed.is_set(), timeout=15)
+    device_mqtt("dc-meter-001").publish(topics.TELEMETRY, datagram(1, [("voltage_dc", 752.3)]))
+
+    wait_for(lambda: _values(world.sensors["dc-meter-001/voltage_dc"]) == [752.3], timeout=20)
