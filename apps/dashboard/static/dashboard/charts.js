@@ -3,6 +3,16 @@
 // milliseconds, so no date adapter is needed) and a plugin that shades value bands (thresholds) and time spans
 // (alert episodes, offline periods) behind the data.
 window.DashboardCharts = (function () {
+  if (!window.Chart) {
+    // The library is installed by `npm ci` (make run and make test); say so where the charts would be.
+    for (const canvas of document.querySelectorAll("canvas")) {
+      const note = document.createElement("p");
+      note.className = "errornote";
+      note.textContent = "The chart library is not installed on this server: run `npm ci` (make run does).";
+      canvas.replaceWith(note);
+    }
+    return null;
+  }
   const COLORS = {
     line: "#417690",
     band: "rgba(65, 118, 144, 0.18)",

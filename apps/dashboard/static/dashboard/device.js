@@ -3,6 +3,7 @@
 // with offline periods shaded), recent commands with their status, and the send-command form for operators.
 (function () {
   const { config, api, apiAll, age, formatTime, el, errorText, poller } = window.Dashboard;
+  if (!window.DashboardCharts) return;
   const { COLORS, timeScale } = window.DashboardCharts;
   const WINDOW_MS = 7 * 86400e3;
   const HOUR_MS = 3600e3;
@@ -59,7 +60,8 @@
       }
     }
     if (device && device.connection_status === "offline") {
-      spans.push({ from: device.last_seen ? Date.parse(device.last_seen) : start, to: end });
+      const since = device.offline_since || device.last_seen;
+      spans.push({ from: since ? Date.parse(since) : start, to: end });
     }
     return spans.map((span) => ({ ...span, color: COLORS.offline }));
   }

@@ -5,6 +5,7 @@
 (function () {
   const { config, api, apiAll, ApiError, formatValue, formatTime, el, errorText, poller, withParams } =
     window.Dashboard;
+  if (!window.DashboardCharts) return;
   const { COLORS, thresholdShading, timeScale } = window.DashboardCharts;
   const RANGES = { hour: 3600e3, day: 86400e3, week: 7 * 86400e3, month: 30 * 86400e3 };
   // Raw readings while a range stays within a few thousand points at usual rates; rollups beyond.
