@@ -311,6 +311,20 @@ def test_an_operator_acknowledges_an_alert_from_the_board(world, celery_worker, 
         assert "Night shift" in history and "+15550100" in history and "sent" in history
     screenshot(browser, "alerts-board-operator")
 
+    # Resolving by hand needs a reason; with one, the alert leaves the board.
+    row.find_element("css selector", "button.button-resolve").click()
+    assert row.find_element("css selector", ".action-message").text == "Give a reason to resolve."
+    row.find_element("css selector", "input.action-comment").send_keys("Rectifier replaced")
+    row.find_element("css selector", "button.button-resolve").click()
+    wait_until(browser, lambda d: not d.find_elements("id", f"alert-{alert['id']}"), what="resolved alert gone")
+    body = admin_api.get(f"{API}/alerts/{alert['id']}/").json()
+    assert (body["state"], body["resolved_by"], body["resolution_reason"]) == (
+        "resolved",
+        "operator",
+        "Rectifier replaced",
+    )
+    assert "No open or acknowledged alerts." in browser.find_element("id", "alerts-board").text
+
 
 @needs_alerts
 def test_a_viewer_sees_the_board_without_buttons(world, celery_worker, admin_api, browser, page, wait_for):
