@@ -73,6 +73,7 @@ def test_the_admin_index_links_the_dashboard_pages(world, admin_client):
     assert response.status_code == 200
     assert f'href="{reverse("dashboard:overview")}"' in response.content.decode()
     assert f'href="{reverse("dashboard:alerts")}"' in response.content.decode()
+    assert response.context["site_url"] == reverse("dashboard:overview")  # the admin's "View site"
 
 
 def test_staff_signed_in_to_the_admin_use_the_dashboard_with_the_same_session(world, client):
