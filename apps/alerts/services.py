@@ -20,9 +20,10 @@ from apps.alerts.models import NORMAL, Alert, AlertEvent, MaintenanceWindow, Thr
 from apps.alerts.selectors import readings_after
 from apps.alerts.sql import binary_cursor
 from apps.core.errors import ApplicationError
+from apps.deadletters.models import DeadLetter
 from apps.devices.models import Device
 from apps.ingest.models import IngestBatch
-from apps.ingest.pipeline import enqueue_evaluation
+from apps.ingest.pipeline import EVALUATE_BATCH_TASK, enqueue_evaluation
 from apps.thresholds.selectors import effective_thresholds
 
 logger = logging.getLogger(__name__)
@@ -309,14 +310,25 @@ def batches_requeue_unevaluated(*, older_than_s: int, limit: int = 1000) -> int:
     """Queue evaluation again for batches stored more than `older_than_s` ago and still not evaluated (the
     broker lost the message, or the worker died and the message expired). Evaluation is idempotent."""
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    batch_ids = list(
-        IngestBatch.objects.filter(status=IngestBatch.Status.DONE, evaluated_at__isnull=True, finished_at__lt=cutoff)
+    batch_ids = [
+        str(batch_id)
+        for batch_id in IngestBatch.objects.filter(
+            status=IngestBatch.Status.DONE, evaluated_at__isnull=True, finished_at__lt=cutoff
+        )
         .order_by("finished_at")
         .values_list("pk", flat=True)[:limit]
+    ]
+    # A batch whose evaluation failed for good is a dead letter for staff to replay, not a message to send
+    # again every minute.
+    dead = set(
+        DeadLetter.objects.filter(task_name=EVALUATE_BATCH_TASK, kwargs__batch_id__in=batch_ids).values_list(
+            "kwargs__batch_id", flat=True
+        )
     )
-    for batch_id in batch_ids:
-        enqueue_evaluation(batch_id=str(batch_id))
-    return len(batch_ids)
+    requeued = [batch_id for batch_id in batch_ids if batch_id not in dead]
+    for batch_id in requeued:
+        enqueue_evaluation(batch_id=batch_id)
+    return len(requeued)
 
 
 # --- The manual lifecycle --------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from django.utils import timezone
 
 from apps.alerts.models import Alert, AlertEvent, Severity
 from apps.alerts.selectors import in_maintenance, maintenance_windows_covering
-from apps.alerts.services import alert_record_reminders
+from apps.alerts.services import FAN_OUT_TASK, alert_record_reminders, enqueue_fan_out
 from apps.core.errors import ApplicationError
+from apps.deadletters.models import DeadLetter
 from apps.notifications import channels as channel_senders
 from apps.notifications.channels import DeliveryError, Message
 from apps.notifications.matching import StormCounter, quiet_now, wants
@@ -423,18 +424,25 @@ def notifications_renotify(*, now: datetime | None = None) -> list[int]:
 
 
 def notifications_requeue_stalled(*, now: datetime | None = None, limit: int = 1000) -> dict[str, int]:
-    """Beat safety net for lost messages: fan out events left without notifications, and queue again
-    notifications overdue for delivery or claimed under a lease that ran out."""
+    """Beat safety net for lost messages: queue the fan-out of events left without notifications, and the
+    delivery of notifications overdue or claimed under a lease that ran out. Work whose task failed for good
+    (a dead letter, for staff to replay) is left alone rather than failing again every run."""
     now = now or timezone.now()
     grace = timedelta(seconds=settings.NOTIFY_REQUEUE_AFTER_S)
-    stalled_events = list(
+    stalled = list(
         AlertEvent.objects.filter(fanned_out_at__isnull=True, created_at__lt=now - grace)
         .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", "created_at")[:limit]
     )
-    fanned = 0
-    for offset in range(0, len(stalled_events), 200):
-        fanned += len(notifications_fan_out(event_ids=stalled_events[offset : offset + 200], now=now))
+    dead_events: set[int] = set()
+    if stalled:
+        for kwargs in DeadLetter.objects.filter(task_name=FAN_OUT_TASK, created_at__gte=stalled[0][1]).values_list(
+            "kwargs", flat=True
+        ):
+            dead_events.update((kwargs or {}).get("event_ids") or [])
+    events = [event_id for event_id, _ in stalled if event_id not in dead_events]
+    for event_id in events:
+        enqueue_fan_out(event_ids=[event_id])
     overdue = list(
         Notification.objects.filter(
             Q(status=Notification.Status.PENDING, next_attempt_at__lt=now - grace)
@@ -443,6 +451,12 @@ def notifications_requeue_stalled(*, now: datetime | None = None, limit: int = 1
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
-    for notification_id in overdue:
+    dead_deliveries = set(
+        DeadLetter.objects.filter(task_name=DELIVER_TASK, kwargs__notification_id__in=overdue).values_list(
+            "kwargs__notification_id", flat=True
+        )
+    )
+    deliveries = [notification_id for notification_id in overdue if notification_id not in dead_deliveries]
+    for notification_id in deliveries:
         enqueue_delivery(notification_id=notification_id)
-    return {"events": len(stalled_events), "fanned_out": fanned, "requeued": len(overdue)}
+    return {"events": len(events), "deliveries": len(deliveries)}
