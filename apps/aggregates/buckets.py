@@ -59,6 +59,11 @@ def hour_rollups_fit(*, interval: str, tz: str, start: datetime, end: datetime) 
     return all(offset % HOUR == timedelta(0) for offset in _offsets(tz, start, end))
 
 
+def minute_offsets(*, tz: str, start: datetime, end: datetime) -> bool:
+    """True when the zone's offsets are whole minutes over the range (local minutes are UTC minutes)."""
+    return all(offset % timedelta(minutes=1) == timedelta(0) for offset in _offsets(tz, start, end))
+
+
 def day_rollups_fit(*, interval: str, tz: str, start: datetime, end: datetime) -> bool:
     """True when every query bucket is a union of whole UTC days (the zone is UTC all year)."""
     if interval not in ("day", "week", "month"):

@@ -29,7 +29,13 @@ from apps.aggregates.buckets import bucket_count_bound, iso_in_zone
 from apps.aggregates.formats import write_file
 from apps.aggregates.models import ExportJob
 from apps.aggregates.params import Selection, parse_aggregate_query, parse_selection, series_count
-from apps.aggregates.selectors import AggregateQuery, aggregate_rows, bucket_values, iter_aggregate_rows
+from apps.aggregates.selectors import (
+    AggregateQuery,
+    aggregate_rows,
+    bucket_start,
+    bucket_values,
+    iter_aggregate_rows,
+)
 from apps.core.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -98,10 +104,14 @@ def aggregate_export_rows(query: AggregateQuery, selection: Selection) -> Iterat
     keys = {sensor.id: (sensor.key,) for sensor in selection.sensors.values()}
     if query.group_by == "location":
         keys = {sensor.location_id: (sensor.location_id, sensor.location_path) for sensor in selection.sensors.values()}
+    rendered: dict[int, str] = {}
     for row in iter_aggregate_rows(query):
         series = keys.get(row[0], ()) if query.group_by != "all" else ()
         values = bucket_values(row, query.functions)
-        yield (*series, iso_in_zone(row[1], zone), *(values[name] for name in query.functions))
+        label = rendered.get(row[1])
+        if label is None:
+            label = rendered[row[1]] = iso_in_zone(bucket_start(row[1]), zone)
+        yield (*series, label, *(values[name] for name in query.functions))
 
 
 def export_plan(kind: str, params) -> ExportPlan:

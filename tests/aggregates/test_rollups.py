@@ -225,3 +225,40 @@ def test_rebuild_rolls_up_readings_written_outside_the_pipeline(world):
 
     assert (hours, days) == (48, 2)
     assert_rollups_equal_raw()
+
+
+def test_a_batch_spanning_days_re_aggregates_only_the_hours_it_changed(world):
+    """A batch records one time span for all its sensors: fresh readings of one sensor and a late one of
+    another make both look touched over days. Only the hours whose counts changed are rewritten."""
+    now = timezone.now()
+    rollups_refresh()
+    store(series("env-001/temperature", now - timedelta(days=4), count=4 * 24 * 6, step=10 * MINUTE))
+    store(series("env-002/temperature", now - timedelta(days=4), count=4 * 24 * 6, step=10 * MINUTE))
+    rollups_refresh()
+
+    store(
+        [
+            ("env-001/temperature", now - timedelta(minutes=3), 31.0),
+            ("env-002/temperature", now - timedelta(days=3, minutes=1, seconds=30), -4.0),
+        ]
+    )
+    outcome = rollups_refresh()
+
+    assert outcome.hour_rows == 2  # one hour of each sensor, not four days of hours
+    assert outcome.day_rows == 2
+    assert_rollups_equal_raw()
+
+
+def test_the_rebuild_command_rolls_up_a_range(world):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    sensor = world.sensors["env-001/humidity"]
+    insert_raw(sensor.pk, at("2026-01-20T06:00:00Z"), count=3 * 24, step=timedelta(hours=1))
+    output = StringIO()
+
+    call_command("rebuild_rollups", "--start", "20260120", "--end", "20260124", stdout=output)
+
+    assert "rebuilt 72 hourly and 4 daily rollup rows" in output.getvalue()
+    assert_rollups_equal_raw()
