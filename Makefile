@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 .PHONY: help run test test-tools install assets env services database migrate static seed lint format
 
 help:
-	@echo "make run     set up everything, seed the demo plant, start web, worker, beat and Flower (Ctrl-C stops)"
+	@echo "make run     set up everything, seed the demo plant, start web, worker, beat, Flower, the MQTT bridge and a simulator (Ctrl-C stops)"
 	@echo "make test    set up the virtualenv and services, then run the tests (extra pytest args: PYTEST_ARGS=...)"
 	@echo "make seed    create what is missing of the demo plant and print the admin login"
 	@echo "make lint    ruff check and format check"

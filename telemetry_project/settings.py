@@ -421,9 +421,9 @@ COMMAND_MAX_TTL_S = env_int("COMMAND_MAX_TTL_S", 7 * 86_400, minimum=1)
 # /metrics answers scrapers from these networks, or anyone sending "Authorization: Bearer <METRICS_TOKEN>".
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
-# A worker on a host of its own serves its metrics on this port (0: not served; web's /metrics covers workers
-# that share its PROMETHEUS_MULTIPROC_DIR).
-WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+# A worker or the MQTT bridge on a host of its own serves its metrics on this port (0: not served; web's
+# /metrics covers every process that shares its PROMETHEUS_MULTIPROC_DIR).
+METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0)
 # json (one object per line, for log shippers) or plain (for reading in a terminal).
 LOG_FORMAT = env_choice("LOG_FORMAT", "json", {"json", "plain"})
 # Rate limits: "N/second|minute|hour|day", or "off". token and device count requests; ingest_readings counts

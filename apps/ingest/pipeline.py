@@ -314,13 +314,6 @@ def _touch_devices(
     for index in fresh_groups:
         device_id, seq = normalized.groups[index]
         seqs_by_device.setdefault(devices[device_id].device_pk, []).append(seq)
-    received_s = batch.received_at.timestamp()
-    if not seqs_by_device and all(
-        received_s - _touched_at.get(device_pk, float("-inf")) < LAST_SEEN_RESOLUTION_S for device_pk in device_pks
-    ):
-        # This process marked all these devices online moments ago; skip even the statement that would find
-        # nothing to update.
-        return 0
     with connection.cursor() as cursor:
         if seqs_by_device:
             cursor.execute(
@@ -352,7 +345,7 @@ def _touch_devices(
             due AS (
                 SELECT d.id FROM devices_device d JOIN u ON u.id = d.id
                  WHERE u.last_seq IS NOT NULL
-                    OR d.connection_status <> 'online'
+                    OR (d.connection_status <> 'online' AND (d.offline_since IS NULL OR d.offline_since < %(at)s))
                     OR d.last_seen IS NULL
                     OR d.last_seen < %(at)s - %(resolution)s * interval '1 second'
                  ORDER BY d.id
@@ -360,7 +353,9 @@ def _touch_devices(
             )
             UPDATE devices_device d
                SET last_seen = GREATEST(COALESCE(d.last_seen, %(at)s), %(at)s),
-                   connection_status = 'online',
+                   -- A last will (offline) that came after this batch arrived stands: its readings are
+                   -- older news than the device's own word.
+                   connection_status = CASE WHEN d.offline_since >= %(at)s THEN d.connection_status ELSE 'online' END,
                    last_seq = COALESCE(u.last_seq, d.last_seq),
                    seq_gaps = d.seq_gaps + u.gaps
               FROM u, due
@@ -374,14 +369,11 @@ def _touch_devices(
                 "resolution": LAST_SEEN_RESOLUTION_S,
             },
         )
-    transaction.on_commit(lambda: _touched_at.update(dict.fromkeys(device_pks, received_s)))
     return gaps_total
 
 
 # How stale a device's last_seen may be before a batch rewrites it (see _touch_devices).
 LAST_SEEN_RESOLUTION_S = 5
-# When this process last wrote each device's last_seen (received_at, epoch seconds).
-_touched_at: dict[int, float] = {}
 # A seq this far below the high-water mark means the device restarted its counter, not a late datagram.
 SEQ_RESTART_MARGIN = 1000
 

@@ -35,6 +35,7 @@ from apps.ingest.services import batch_create
 from apps.mqtt import services, topics
 from apps.mqtt.config import BrokerConfig, broker_config, new_client
 from apps.mqtt.services import HANDLERS, DeviceDirectory, Inbound, MessageRejected, Reason
+from apps.operations import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,8 @@ class Bridge:
             "resumed" if flags.session_present else "new",
         )
         self.stats["connections"] += 1
+        if self.stats["connections"] > 1:
+            metrics.MQTT_RECONNECTS.inc()
         self.connected.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
@@ -264,6 +267,8 @@ class Bridge:
                 connection.close()  # the failed statement may have left the connection unusable
             self._reject(message, Reason.ERROR, f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
             pending.done = True
+        else:
+            metrics.MQTT_MESSAGES.labels(message.kind, "accepted").inc()
         self._pending.append(pending)
 
     def _dispatch(self, message: Inbound, pending: Pending) -> None:
@@ -326,6 +331,7 @@ class Bridge:
     ) -> None:
         self.stats[f"dead_letter_{reason}"] += 1
         self.stats["dead_letters"] += 1
+        metrics.MQTT_MESSAGES.labels(message.kind or "unknown", reason).inc()
         logger.warning("mqtt bridge: dead letter from %s: %s: %s", message.topic, reason, detail)
         services.dead_letter_record(message, reason=reason, detail=detail, errors=errors, traceback=trace)
 

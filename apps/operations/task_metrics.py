@@ -3,16 +3,10 @@ the multiprocess collector)."""
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 
-from django.conf import settings
-from prometheus_client import CollectorRegistry, start_http_server
-
+from apps.operations.exposition import serve_metrics
 from apps.operations.metrics import TASK_SECONDS, TASKS
-
-logger = logging.getLogger(__name__)
 
 _started: dict[str, float] = {}
 
@@ -34,16 +28,5 @@ def task_retried(request=None, **kwargs) -> None:
 
 
 def serve_worker_metrics(**kwargs) -> None:
-    """worker_ready: with WORKER_METRICS_PORT set, the worker's main process serves its pool's metrics (all
-    pool processes count into PROMETHEUS_MULTIPROC_DIR) for a scraper, when the worker runs on a host where
-    no web process shares that directory."""
-    port = settings.WORKER_METRICS_PORT
-    if not port:
-        return
-    from prometheus_client import multiprocess
-
-    registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
-    start_http_server(port, addr="0.0.0.0", registry=registry)
-    logger.info("worker metrics served on port %d", port)
+    """worker_ready: the worker's main process serves its pool's metrics when METRICS_PORT is set."""
+    serve_metrics()

@@ -259,3 +259,22 @@ def test_a_sensor_deleted_behind_the_cache_is_rejected_not_a_failure(world, admi
     batch = ingest(admin_api, {"sensor": "env-001/humidity", "ts": "2026-02-12T16:01:00Z", "value": 51.0})
 
     assert (batch.status, batch.rejected_by_reason) == ("done", {"unknown_sensor": 1})
+
+
+def test_readings_received_before_a_last_will_do_not_bring_the_device_back_online(world, admin_api):
+    response = post_readings(admin_api, {"sensor": "env-001/temperature", "value": 20.0})
+    batch = IngestBatch.objects.get(pk=response.json()["batch_id"])
+    # The device's last will (offline) arrived after this request, before the worker got to it.
+    Device.objects.filter(device_id="env-001").update(
+        connection_status=Device.ConnectionStatus.OFFLINE, offline_since=batch.received_at + timedelta(microseconds=1)
+    )
+
+    batch_process(batch_id=str(batch.pk))
+
+    device = Device.objects.get(device_id="env-001")
+    assert device.connection_status == "offline"
+    assert IngestBatch.objects.get(pk=batch.pk).stored == 1
+
+    later = ingest(admin_api, {"sensor": "env-001/temperature", "value": 21.0})  # news after the will
+    assert later.received_at > device.offline_since
+    assert Device.objects.get(device_id="env-001").connection_status == "online"

@@ -3,6 +3,7 @@ import signal
 from django.core.management.base import BaseCommand
 
 from apps.mqtt.bridge import Bridge, BridgeSettings
+from apps.operations.exposition import serve_metrics
 
 
 class Command(BaseCommand):
@@ -23,6 +24,7 @@ class Command(BaseCommand):
                 client_id=client_id, batch_max_readings=batch_max_readings, batch_max_wait_s=batch_max_wait
             )
         )
+        serve_metrics()  # when METRICS_PORT is set: the bridge on a host (or container) of its own
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: bridge.stop())
         bridge.run()
