@@ -194,3 +194,112 @@ def test_the_beat_evaluates_a_batch_whose_evaluation_message_was_lost(
     wait_for(receiver.received, timeout=20)
     assert Alert.objects.filter(~Q(state="resolved")).count() == 1
     assert IngestBatch.objects.get(pk=batch.pk).evaluated_at is not None
+
+
+def test_a_short_spike_opens_nothing_and_a_lasting_breach_one_alert(
+    world, celery_worker, admin_api, receiver, wait_for
+):
+    # The world's temperature threshold: a breach must last 60 s.
+    make_subscription(channels=[{"type": "webhook", "target": receiver.url}], secret=SECRET)
+
+    evaluated(post(admin_api, readings(TEMP, (0, 20), (10, 45), (40, 46), (60, 22))), wait_for)
+    assert not Alert.objects.exists()
+
+    evaluated(post(admin_api, readings(TEMP, (100, 35), (130, 36))), wait_for)
+    assert not Alert.objects.exists()
+    evaluated(post(admin_api, readings(TEMP, (160, 37))), wait_for)
+
+    (request,) = wait_for(receiver.received, timeout=20)
+    assert request.json()["alert"]["breach_started_at"] == "2026-02-12T16:01:40Z"
+    assert request.json()["alert"]["opened_at"] == "2026-02-12T16:02:40Z"
+    assert Alert.objects.count() == 1
+
+
+def test_flapping_values_make_one_alert_and_one_notification(plant, celery_worker, admin_api, receiver, wait_for):
+    make_subscription(channels=[{"type": "webhook", "target": receiver.url}], secret=SECRET)
+
+    for start in (0, 100, 200):
+        flapping = [(start + 10 * i, 30.3 if i % 2 == 0 else 29.7) for i in range(8)]
+        evaluated(post(admin_api, readings(TEMP, *flapping)), wait_for)
+
+    wait_for(receiver.received, timeout=20)
+    time.sleep(1.0)
+    assert [r.json()["type"] for r in receiver.received()] == ["alert.opened"]
+    assert Alert.objects.count() == 1
+
+
+def test_two_batches_of_one_sensor_evaluated_at_once_open_one_alert(
+    plant, celery_worker, admin_api, receiver, wait_for
+):
+    make_subscription(channels=[{"type": "webhook", "target": receiver.url}], secret=SECRET)
+
+    # Two requests at once: two ingest tasks, two evaluations on the worker's two processes.
+    batch_ids = [post(admin_api, readings(TEMP, (0, 45))), post(admin_api, readings(TEMP, (1, 46)))]
+    for batch_id in batch_ids:
+        evaluated(batch_id, wait_for)
+
+    wait_for(receiver.received, timeout=20)
+    time.sleep(1.0)
+    assert [r.json()["type"] for r in receiver.received()] == ["alert.opened"]
+    assert Alert.objects.filter(~Q(state="resolved")).count() == 1
+
+
+def test_scope_quiet_hours_and_maintenance_decide_who_is_told(plant, celery_worker, admin_api, receiver, wait_for):
+    from datetime import UTC, datetime, timedelta
+
+    from apps.alerts.models import MaintenanceWindow
+
+    now = datetime.now(UTC)
+    make_subscription(name="told", channels=[{"type": "webhook", "target": receiver.url + "?told"}])
+    make_subscription(
+        name="building B", location=plant.building_b, channels=[{"type": "webhook", "target": receiver.url + "?b"}]
+    )
+    make_subscription(
+        name="humidity",
+        sensor_type=plant.sensor_types["humidity"],
+        channels=[{"type": "webhook", "target": receiver.url + "?h"}],
+    )
+    make_subscription(
+        name="asleep",
+        quiet_hours_start=(now - timedelta(hours=1)).time(),
+        quiet_hours_end=(now + timedelta(hours=1)).time(),
+        quiet_hours_bypass_critical=False,
+        channels=[{"type": "webhook", "target": receiver.url + "?q"}],
+    )
+    MaintenanceWindow.objects.create(
+        name="dc meter swap", device=plant.devices["dc-meter-001"], starts_at=now - timedelta(days=400), ends_at=now
+    )
+
+    post(admin_api, readings(TEMP, (0, 45)) + readings("dc-meter-001/voltage_dc", (0, 900)))
+
+    wait_for(lambda: Notification.objects.filter(status="sent").exists(), timeout=20)
+    time.sleep(1.0)
+    assert [r.path for r in receiver.received()] == ["/hook?told"]
+    assert sorted(Notification.objects.values_list("subscription__name", "alert__sensor__key", "status")) == [
+        ("asleep", "dc-meter-001/voltage_dc", "suppressed"),
+        ("asleep", TEMP, "suppressed"),
+        ("told", "dc-meter-001/voltage_dc", "suppressed"),
+        ("told", TEMP, "sent"),
+    ]
+
+
+def test_a_storm_is_held_back_and_sent_as_one_digest(plant, celery_worker, admin_api, receiver, wait_for):
+    from workers.tasks.alerts import send_digests
+
+    make_subscription(
+        channels=[{"type": "webhook", "target": receiver.url}], secret=SECRET, storm_limit=2, storm_window_s=1
+    )
+
+    episodes = [point for i in range(4) for point in ((20 * i, 45), (20 * i + 10, 20))]
+    evaluated(post(admin_api, readings(TEMP, *episodes)), wait_for)
+    wait_for(lambda: len(receiver.received()) == 2, timeout=20)
+    assert Notification.objects.filter(status="held").count() == 6
+
+    time.sleep(1.1)  # the storm window has passed since the first held notification
+    assert send_digests() == 1
+
+    requests = wait_for(lambda: received(receiver, 3), timeout=20)
+    digest = requests[-1]
+    assert digest.signature_valid(SECRET)
+    assert (digest.json()["type"], digest.json()["held"], digest.json()["alerts"]) == ("digest", 6, 3)
+    wait_for(lambda: Notification.objects.filter(kind="digest", status="sent").exists(), timeout=10)
