@@ -5,3 +5,11 @@ class AccountsConfig(AppConfig):
     name = "apps.accounts"
     label = "accounts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from apps.accounts.group_permissions import sync_role_permissions
+
+        # After every app's migrate, since permissions are created per app at that point.
+        post_migrate.connect(sync_role_permissions, dispatch_uid="accounts-sync-role-permissions")
