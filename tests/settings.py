@@ -17,3 +17,6 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 from telemetry_project.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Static files are served from the apps (WHITENOISE_USE_FINDERS); an existing root keeps whitenoise quiet.
+STATIC_ROOT.mkdir(exist_ok=True)  # noqa: F405

@@ -191,7 +191,19 @@ class SensorSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at"]
         validators: list = []  # uniqueness is checked in validate() so the error names a field
 
+    # What a sensor is (and the key payloads name it by) is fixed at creation: renaming it would silently
+    # turn every device payload for it into "unknown sensor". Make a new sensor instead.
+    IDENTITY_FIELDS = ("key", "device", "sensor_type", "channel")
+
     def validate(self, attrs):
+        if self.instance is not None:
+            changed = {
+                field: ["Fixed at creation; create a new sensor instead."]
+                for field in self.IDENTITY_FIELDS
+                if field in attrs and attrs[field] != getattr(self.instance, field)
+            }
+            if changed:
+                raise serializers.ValidationError(changed)
         device = attrs.get("device", getattr(self.instance, "device", None))
         sensor_type = attrs.get("sensor_type", getattr(self.instance, "sensor_type", None))
         channel = attrs.get("channel", getattr(self.instance, "channel", ""))

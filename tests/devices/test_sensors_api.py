@@ -157,3 +157,16 @@ def test_unknown_references_are_rejected_naming_the_field(world, admin_api, fiel
 
     assert response.status_code == 400
     assert_error_shape(response, field)
+
+
+def test_a_sensors_identity_cannot_change_after_creation(world, admin_api):
+    sensor = world.sensors["env-001/humidity"]
+    other_device = world.devices["env-002"]
+
+    for change in ({"key": "env-001/rh"}, {"device": other_device.pk}, {"channel": "2"}):
+        response = admin_api.patch(f"{URL}{sensor.pk}/", change, format="json")
+        assert response.status_code == 400, change
+        assert_error_shape(response, *change)
+
+    sensor.refresh_from_db()
+    assert (sensor.key, sensor.device_id, sensor.channel) == ("env-001/humidity", world.devices["env-001"].pk, "")
