@@ -295,6 +295,7 @@ class AggregatesExportView(ExportView):
 class ExportJobViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ExportJobSerializer
     filter_backends: list = []
+    content_negotiation_class = IgnoreFormatNegotiation  # the export's `format` may ride along on its links
 
     def get_queryset(self):
         jobs = ExportJob.objects.all()
