@@ -130,10 +130,6 @@ class Alert(models.Model):
         subject = self.sensor.key if self.sensor_id else f"device {self.device}"
         return f"#{self.pk} {self.severity} {subject} ({self.state})"
 
-    @property
-    def is_unresolved(self) -> bool:
-        return self.state != self.State.RESOLVED
-
 
 class AlertEvent(models.Model):
     """One step of an alert's history. Events are what subscriptions are notified of."""

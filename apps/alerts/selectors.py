@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from apps.alerts.models import Alert, MaintenanceWindow
 from apps.alerts.sql import binary_cursor
@@ -59,7 +59,3 @@ def in_maintenance(windows: list[MaintenanceWindow], *, device_id: int, location
         if window.location_id is not None and location_path and location_path.startswith(window.location.tree_path):
             return window
     return None
-
-
-def unresolved_q() -> Q:
-    return ~Q(state=Alert.State.RESOLVED)

@@ -111,7 +111,8 @@ def batch_evaluate(*, batch_id: str) -> EvaluationResult | None:
 
     1. Lock the batch; skip it unless it is done and not yet evaluated.
     2. Load the batch's sensors and their effective thresholds (three queries for any number of sensors).
-    3. Create missing (sensor, threshold) states, then lock all of them and the sensors' unresolved alerts.
+    3. Lock the sensors' (sensor, threshold) states, each with its unresolved alert; pairs seen for the first
+       time get their state created first.
     4. Read every sensor's readings newer than what its evaluation has reached, in one query.
     5. Walk each pair through its readings (apps.alerts.evaluation); resolve alerts whose threshold no longer
        applies to the sensor.
@@ -121,7 +122,7 @@ def batch_evaluate(*, batch_id: str) -> EvaluationResult | None:
         batch = (
             IngestBatch.objects.select_for_update()
             .filter(pk=batch_id)
-            .only("id", "status", "source", "stored_sensor_ids", "stored_ts_min", "stored_ts_max", "evaluated_at")
+            .only("id", "status", "stored_sensor_ids", "stored_ts_min", "stored_ts_max", "evaluated_at")
             .first()
         )
         if batch is None or batch.status != IngestBatch.Status.DONE or batch.evaluated_at is not None:
