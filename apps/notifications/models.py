@@ -26,6 +26,11 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(f"{value!r} is not a known time zone (e.g. UTC, Europe/Berlin).") from None
 
 
+def default_time_zone() -> str:
+    """The server's TIME_ZONE: where the plant is, unless a subscriber says otherwise."""
+    return settings.TIME_ZONE
+
+
 class Subscription(models.Model):
     """Who is told about which alerts, and how. Empty scope fields match everything."""
 
@@ -53,7 +58,9 @@ class Subscription(models.Model):
     )
     quiet_hours_start = models.TimeField(null=True, blank=True)
     quiet_hours_end = models.TimeField(null=True, blank=True)
-    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    time_zone = models.CharField(
+        max_length=64, default=default_time_zone, validators=[validate_time_zone], help_text="For the quiet hours."
+    )
     quiet_hours_bypass_critical = models.BooleanField(default=True)
     storm_limit = models.PositiveIntegerField(
         null=True, blank=True, help_text="At most this many notifications per window (empty: the default)."

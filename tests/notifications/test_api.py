@@ -195,3 +195,21 @@ def test_operators_retry_failed_notifications(history, viewer_api, operator_api,
     conflict = operator_api.post(f"{NOTIFICATIONS}{pending.pk}/retry/")
     assert conflict.status_code == 409
     assert_error_shape(conflict, "status")
+
+
+def test_quiet_hours_default_to_the_plants_time_zone(world, operator_api, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+
+    response = operator_api.post(
+        SUBSCRIPTIONS,
+        {
+            "name": "Night",
+            "channels": [{"type": "sms", "target": "+491701234567"}],
+            "quiet_hours_start": "22:00",
+            "quiet_hours_end": "06:00",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["time_zone"] == "Europe/Berlin"
