@@ -198,6 +198,10 @@ def batch_mark_failed(*, batch_id: str, error: str) -> None:
 
 def store_readings(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchOutcome:
     outcome = BatchOutcome(received=len(normalized), received_at=batch.received_at)
+    with connection.cursor() as cursor:
+        # These statements are short; PostgreSQL's JIT compiler, triggered by their row estimates, would cost
+        # more than it saves (seen at 100+ ms on statements that run in a few).
+        cursor.execute("SET LOCAL jit = off")
     resolved, devices = resolve_refs(normalized.refs)
     sensors = [resolved.get(ref) for ref in normalized.refs]
     sender = batch.device_id  # pk of the device whose key sent it, if any
@@ -267,6 +271,9 @@ def _write(sensor_ids: list[int], timestamps: list[int], values: list[float]) ->
             cursor.execute(_LATEST_FROM_ARRAYS, [sensor_ids, timestamps, values])
             return stored
         cursor.execute(_CREATE_STAGE)
+        # Normally empty (ON COMMIT DELETE ROWS); not so when a caller runs several batches in one outer
+        # transaction, whose earlier batch's rows would otherwise be inserted again.
+        cursor.execute(f"DELETE FROM {STAGE_TABLE}")
         with cursor.cursor.copy(f"COPY {STAGE_TABLE} (sensor_id, ts_us, value) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "int8", "float8"])
             for row in zip(sensor_ids, timestamps, values, strict=True):

@@ -278,3 +278,14 @@ def test_readings_received_before_a_last_will_do_not_bring_the_device_back_onlin
     later = ingest(admin_api, {"sensor": "env-001/temperature", "value": 21.0})  # news after the will
     assert later.received_at > device.offline_since
     assert Device.objects.get(device_id="env-001").connection_status == "online"
+
+
+def test_several_batches_in_one_outer_transaction_store_each_reading_once(world, admin_api):
+    first = post_readings(admin_api, [{"sensor": "env-001/temperature", "ts": "2026-02-12T16:00:00Z", "value": 1.0}])
+    second = post_readings(admin_api, [{"sensor": "env-001/temperature", "ts": "2026-02-12T16:01:00Z", "value": 2.0}])
+
+    # pytest-django wraps this test in a transaction: both batches run inside it, as an importer might.
+    outcomes = [batch_process(batch_id=r.json()["batch_id"]) for r in (first, second)]
+
+    assert [(o.stored, o.duplicates) for o in outcomes] == [(1, 0), (1, 0)]
+    assert Reading.objects.count() == 2
