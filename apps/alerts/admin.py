@@ -65,6 +65,10 @@ class AlertAdmin(admin.ModelAdmin):
         # The lifecycle moves only through the actions (each records an event), never by editing fields.
         return False
 
+    def has_lifecycle_permission(self, request) -> bool:
+        """Who may acknowledge and resolve: holders of the change permission (operators and admins)."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
     def _lifecycle(self, request, queryset, *, title: str, label: str, required: bool, apply):
         """An intermediate page asking for a comment or reason, then the lifecycle service per alert."""
         form = LifecycleForm(request.POST if "apply" in request.POST else None)
@@ -94,7 +98,7 @@ class AlertAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/alerts/alert/lifecycle.html", context)
 
-    @admin.action(description="Acknowledge the selected alerts")
+    @admin.action(description="Acknowledge the selected alerts", permissions=["lifecycle"])
     def acknowledge(self, request, queryset):
         return self._lifecycle(
             request,
@@ -105,7 +109,7 @@ class AlertAdmin(admin.ModelAdmin):
             apply=lambda alert, text: alert_acknowledge(alert_id=alert.pk, user=request.user, comment=text),
         )
 
-    @admin.action(description="Resolve the selected alerts (with a reason)")
+    @admin.action(description="Resolve the selected alerts (with a reason)", permissions=["lifecycle"])
     def resolve(self, request, queryset):
         return self._lifecycle(
             request,

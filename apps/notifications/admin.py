@@ -109,7 +109,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Issue new webhook secrets")
+    @admin.action(description="Issue new webhook secrets", permissions=["change"])
     def rotate_secret(self, request, queryset) -> None:
         rotated = [(s.name, subscription_rotate_secret(subscription=s)) for s in queryset]
         self.message_user(
@@ -163,7 +163,11 @@ class NotificationAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Try the selected failed notifications again")
+    def has_retry_permission(self, request) -> bool:
+        # Deliveries are the system's record, never edited; who manages subscriptions may send them again.
+        return request.user.has_perm("notifications.change_subscription")
+
+    @admin.action(description="Try the selected failed notifications again", permissions=["retry"])
     def retry(self, request, queryset) -> None:
         retried = 0
         for notification in queryset:

@@ -120,3 +120,23 @@ def test_failed_deliveries_are_retried_from_the_admin(admin_client, alert):
     assert response.status_code == 302
     notification.refresh_from_db()
     assert (notification.status, notification.attempts) == ("pending", 0)
+
+
+def test_operators_act_on_alerts_in_the_admin_and_staff_who_only_view_cannot(client, alert):
+    from apps.accounts.roles import Role
+    from tests.factories import make_user
+
+    operator, _ = make_user("operator", Role.OPERATOR)
+    client.force_login(operator)
+    assert run_action(client, "acknowledge", alert, apply="1", text="mine").status_code == 302
+    alert.refresh_from_db()
+    assert (alert.state, alert.acknowledged_by) == ("acknowledged", operator)
+
+    onlooker, _ = make_user("onlooker", Role.VIEWER)
+    onlooker.is_staff = True
+    onlooker.save()
+    client.force_login(onlooker)
+    assert client.get(reverse(CHANGELIST)).context["action_form"] is None  # no actions offered
+    run_action(client, "resolve", alert, apply="1", text="not mine to close")
+    alert.refresh_from_db()
+    assert alert.state == "acknowledged"
