@@ -26,7 +26,12 @@ def parse_time_param(raw: str, *, tz: str | None = None) -> datetime:
         moment = datetime.fromisoformat(text.replace(" ", "+") if text.count(" ") == 1 and "T" in text else text)
     except ValueError:
         raise ValueError(f"'{raw}' is not an ISO 8601 timestamp (2026-02-12T16:00:00Z) or a YYYYMMDD date.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    try:
+        # In UTC: Python accepts offsets up to ±23:59, PostgreSQL only up to ±15:59.
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"'{raw}' is out of range.") from None
 
 
 class FlexibleDateTimeField(forms.Field):
