@@ -54,19 +54,34 @@ SELECT s, t, 'normal', 'normal', now() FROM unnest(%s::bigint[], %s::bigint[]) A
 ON CONFLICT (sensor_id, threshold_id) DO NOTHING
 """
 
-# The states of the sensors, locked in (sensor, threshold) order, each with its unresolved alert if it has one
-# (found through the partial unique index, so an alert never goes unseen whatever the state row says).
+# The states of the sensors, locked in (sensor, threshold) order.
 _LOCK_STATES = f"""
 SELECT s.id, s.sensor_id, s.threshold_id, s.level, s.breach_started_at, s.breach_first_value,
-       s.breach_peak_value, s.breach_peak_at, s.breach_max_level, s.last_ts, s.last_value, a.id
+       s.breach_peak_value, s.breach_peak_at, s.breach_max_level, s.last_ts, s.last_value
   FROM {ThresholdState._meta.db_table} s
-  LEFT JOIN {Alert._meta.db_table} a
-    ON a.sensor_id = s.sensor_id AND a.threshold_id = s.threshold_id AND a.kind = 'threshold'
-   AND NOT (a.state = 'resolved')
  WHERE s.sensor_id = ANY(%s)
  ORDER BY s.sensor_id, s.threshold_id
-   FOR UPDATE OF s
+   FOR UPDATE
 """
+
+# Their unresolved alerts, found through the partial unique index so an alert never goes unseen whatever the
+# state row says. A statement of its own, run after the locks are held: under READ COMMITTED it then sees an
+# alert that a concurrent evaluation of the same sensors committed while this one waited for the locks (a
+# join inside the locking statement would keep the snapshot from before the wait, and open a second alert).
+_UNRESOLVED_ALERTS = f"""
+SELECT sensor_id, threshold_id, id FROM {Alert._meta.db_table}
+ WHERE sensor_id = ANY(%s) AND kind = 'threshold' AND NOT (state = 'resolved')
+"""
+
+
+def _lock_states(cursor, sensor_ids: list[int]) -> list[tuple]:
+    """State rows locked, each with its unresolved alert's id appended (or None)."""
+    cursor.execute(_LOCK_STATES, [sensor_ids])
+    states = cursor.fetchall()
+    cursor.execute(_UNRESOLVED_ALERTS, [sensor_ids])
+    alert_of = {(sensor_id, threshold_id): alert_id for sensor_id, threshold_id, alert_id in cursor.fetchall()}
+    return [(*row, alert_of.get((row[1], row[2]))) for row in states]
+
 
 _UPDATE_STATES = f"""
 UPDATE {ThresholdState._meta.db_table} AS s
@@ -159,14 +174,12 @@ def _evaluate_sensors(
         }
         thresholds = effective_thresholds([(row["id"], row["sensor_type_id"]) for row in outcome.sensor_rows.values()])
         effective = {(t.sensor_id, t.threshold_id): t for ts in thresholds.values() for t in ts}
-        cursor.execute(_LOCK_STATES, [sensor_ids])
-        rows = cursor.fetchall()
+        rows = _lock_states(cursor, sensor_ids)
         missing = sorted(set(effective) - {(row[1], row[2]) for row in rows})
         if missing:
             # New pairs (a new sensor or threshold): create their states, then lock all again in order.
             cursor.execute(_CREATE_STATES, [[s for s, _ in missing], [t for _, t in missing]])
-            cursor.execute(_LOCK_STATES, [sensor_ids])
-            rows = cursor.fetchall()
+            rows = _lock_states(cursor, sensor_ids)
     alert_ids = sorted(row[11] for row in rows if row[11] is not None)
     alerts = (
         {alert.pk: alert for alert in Alert.objects.select_for_update().filter(pk__in=alert_ids).order_by("pk")}
