@@ -43,8 +43,11 @@ def _fan_out_on_commit(events: list[AlertEvent]) -> None:
         transaction.on_commit(lambda: enqueue_fan_out(event_ids=event_ids), robust=True)
 
 
+# Sets of ids are joined through unnest() rather than matched with "= ANY(array)": with a prepared (generic)
+# plan PostgreSQL searches the array linearly for every row, which costs milliseconds per batch at 1,000 ids.
 _SENSORS = """
-SELECT id, sensor_type_id, device_id, location_id FROM devices_sensor WHERE id = ANY(%s)
+SELECT s.id, s.sensor_type_id, s.device_id, s.location_id
+  FROM unnest(%s::bigint[]) AS wanted(id) JOIN devices_sensor s ON s.id = wanted.id
 """
 
 _CREATE_STATES = f"""
@@ -58,10 +61,10 @@ ON CONFLICT (sensor_id, threshold_id) DO NOTHING
 _LOCK_STATES = f"""
 SELECT s.id, s.sensor_id, s.threshold_id, s.level, s.breach_started_at, s.breach_first_value,
        s.breach_peak_value, s.breach_peak_at, s.breach_max_level, s.last_ts, s.last_value
-  FROM {ThresholdState._meta.db_table} s
- WHERE s.sensor_id = ANY(%s)
+  FROM unnest(%s::bigint[]) AS wanted(id)
+  JOIN {ThresholdState._meta.db_table} s ON s.sensor_id = wanted.id
  ORDER BY s.sensor_id, s.threshold_id
-   FOR UPDATE
+   FOR UPDATE OF s
 """
 
 # Their unresolved alerts, found through the partial unique index so an alert never goes unseen whatever the
@@ -69,8 +72,9 @@ SELECT s.id, s.sensor_id, s.threshold_id, s.level, s.breach_started_at, s.breach
 # alert that a concurrent evaluation of the same sensors committed while this one waited for the locks (a
 # join inside the locking statement would keep the snapshot from before the wait, and open a second alert).
 _UNRESOLVED_ALERTS = f"""
-SELECT sensor_id, threshold_id, id FROM {Alert._meta.db_table}
- WHERE sensor_id = ANY(%s) AND kind = 'threshold' AND NOT (state = 'resolved')
+SELECT a.sensor_id, a.threshold_id, a.id
+  FROM unnest(%s::bigint[]) AS wanted(id) JOIN {Alert._meta.db_table} a ON a.sensor_id = wanted.id
+ WHERE a.kind = 'threshold' AND NOT (a.state = 'resolved')
 """
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import connection
+
 from apps.thresholds.models import BAND_FIELDS, SensorThresholdMapping, Threshold
 
 OVERRIDABLE_FIELDS = (*BAND_FIELDS, "hysteresis", "min_duration_s")
@@ -41,9 +43,18 @@ def merge_bands(threshold: dict, mapping: dict | None) -> dict:
     return merged
 
 
+# Joined through unnest(): "= ANY(array)" is a linear search per row under a prepared plan.
+_MAPPINGS = (
+    "SELECT m.sensor_id, m.threshold_id, m.enabled, {fields} FROM unnest(%s::bigint[]) AS wanted(id)"
+    " JOIN {table} m ON m.sensor_id = wanted.id"
+).format(fields=", ".join(f"m.{field}" for field in OVERRIDABLE_FIELDS), table=SensorThresholdMapping._meta.db_table)
+
+
 def effective_thresholds(sensors: list[tuple[int, int]]) -> dict[int, list[EffectiveThreshold]]:
     """Effective thresholds for (sensor_id, sensor_type_id) pairs, by sensor id, in two queries whatever
-    the number of sensors."""
+    the number of sensors. (Threshold evaluation calls this for every stored batch: the mappings are read
+    with one array parameter rather than an IN list of thousands, and sensors without a mapping share
+    their threshold's bands without merging.)"""
     type_ids = {type_id for _, type_id in sensors}
     sensor_ids = [sensor_id for sensor_id, _ in sensors]
     thresholds_by_type: dict[int, list[dict]] = {}
@@ -51,12 +62,12 @@ def effective_thresholds(sensors: list[tuple[int, int]]) -> dict[int, list[Effec
         "id", "sensor_type_id", *OVERRIDABLE_FIELDS
     ):
         thresholds_by_type.setdefault(row["sensor_type_id"], []).append(row)
-    mappings = {
-        (row["sensor_id"], row["threshold_id"]): row
-        for row in SensorThresholdMapping.objects.filter(sensor_id__in=sensor_ids).values(
-            "sensor_id", "threshold_id", "enabled", *OVERRIDABLE_FIELDS
-        )
-    }
+    if not thresholds_by_type:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_MAPPINGS, [sensor_ids])
+        columns = [column.name for column in cursor.description]
+        mappings = {(row[0], row[1]): dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
     result: dict[int, list[EffectiveThreshold]] = {}
     for sensor_id, type_id in sensors:
         for threshold in thresholds_by_type.get(type_id, []):
