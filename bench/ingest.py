@@ -1,15 +1,16 @@
 """End-to-end ingest benchmark: HTTP batches of readings to rows committed, against raw COPY in the same run.
 
 It starts what it measures itself, on a database of its own (default `telemetry_bench`, created and migrated
-here) and a Redis database of its own (15 minus one, default 14): gunicorn serving the API and one Celery
-worker consuming the `ingest` queue. PostgreSQL and Redis must be running (`bin/ensure-services` starts them).
+here) and a Redis database of its own (default 14): gunicorn serving the API and one Celery worker consuming
+the `ingest` and `alerts` queues, so "done" means stored, latest values updated and thresholds evaluated
+(a threshold on the benchmark's sensor type, breached by one reading in a thousand). PostgreSQL and Redis must be running (`bin/ensure-services` starts them).
 
     .venv/bin/python bench/ingest.py                      # defaults: 300,000 readings, batches of 1,000
     .venv/bin/python bench/ingest.py --readings 1000000 --clients 8
 
 It prints, in order: the validation cost per reading (our tight loop against a DRF serializer), the
-end-to-end run (readings/s from the first POST to the last batch committed; p50/p99 from POST to the batch
-committed), then the same rows written straight into the readings table by COPY, by COPY into a staging table
+end-to-end run (readings/s from the first POST to the last batch evaluated; p50/p99 from POST to the batch
+evaluated, and to it being stored), then the same rows written straight into the readings table by COPY, by COPY into a staging table
 plus INSERT ... ON CONFLICT, and by INSERT ... SELECT FROM unnest(...) ON CONFLICT. Its last line is one JSON
 object with readings_per_s, copy_per_s, ratio, p50_ms, p99_ms and the rest.
 """
@@ -50,6 +51,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-url", default="redis://localhost:6379/14")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--timeout", type=float, default=400, help="seconds to wait for all batches")
+    parser.add_argument(
+        "--store-only", action="store_true", help="worker on the ingest queue only: measure storing without evaluation"
+    )
     return parser.parse_args()
 
 
@@ -93,11 +97,18 @@ def prepare_world(args: argparse.Namespace) -> tuple[list[tuple[int, str]], str]
     from apps.accounts.services import user_set_role
     from apps.devices.models import Device, Sensor, SensorType
     from apps.devices.services import device_create
+    from apps.thresholds.models import Threshold
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE ingest_reading, ingest_latestreading, ingest_datagramseq, ingest_ingestbatch")
+        cursor.execute(
+            "TRUNCATE ingest_reading, ingest_latestreading, ingest_datagramseq, ingest_ingestbatch, alerts_alert,"
+            " alerts_thresholdstate CASCADE"
+        )
     sensor_type, _ = SensorType.objects.get_or_create(
         code="voltage_dc", defaults={"name": "DC voltage", "unit": "V", "plausible_min": 0, "plausible_max": 1500}
+    )
+    Threshold.objects.update_or_create(
+        sensor_type=sensor_type, name="default", defaults={"warning_high": 790, "critical_high": 798, "hysteresis": 2}
     )
     existing = Sensor.objects.filter(sensor_type=sensor_type, device__device_id__startswith="bench-").count()
     for number in range(existing, args.sensors):
@@ -121,7 +132,10 @@ def make_rows(sensors: list[tuple[int, str]], count: int) -> list[tuple[int, str
     for position in range(count):
         sensor_id, key = sensors[position % len(sensors)]
         ts = start + timedelta(seconds=position // len(sensors))
-        rows.append((sensor_id, key, ts, round(700 + rng.random() * 100, 3)))
+        # Inside the bands, but for one reading in a thousand that breaches the warning band: a plant with
+        # a few alerts a minute, not an alert storm (bench/alert_latency.py measures alerting under load).
+        value = 805.0 if position % 997 == 0 else round(700 + rng.random() * 80, 3)
+        rows.append((sensor_id, key, ts, value))
     return rows
 
 
@@ -184,7 +198,7 @@ def start_processes(args: argparse.Namespace, env: dict[str, str], log_dir: Path
     )  # fmt: skip
     worker = subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "ingest", "-c", str(args.worker_concurrency),
+            sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "ingest" if args.store_only else "ingest,alerts", "-c", str(args.worker_concurrency),
             "--without-gossip", "--without-mingle", "-l", "warning",
         ],
         cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -257,7 +271,10 @@ def post_all(args: argparse.Namespace, bodies: list[bytes], token: str) -> tuple
     return sent, started
 
 
-def wait_until_done(sent: list[tuple[str, float]], timeout: float) -> dict[str, float]:
+def wait_until_done(
+    sent: list[tuple[str, float]], timeout: float, *, evaluated: bool
+) -> dict[str, tuple[float, float]]:
+    """Wait until every batch is stored (and evaluated); returns (stored at, done at) per batch."""
     from django.db import connection
 
     ids = [batch_id for batch_id, _ in sent]
@@ -265,9 +282,9 @@ def wait_until_done(sent: list[tuple[str, float]], timeout: float) -> dict[str, 
     while True:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'failed')"
-                " FROM ingest_ingestbatch WHERE id = ANY(%s::uuid[])",
-                [ids],
+                "SELECT count(*) FILTER (WHERE status = 'done' AND (evaluated_at IS NOT NULL OR NOT %s)),"
+                " count(*) FILTER (WHERE status = 'failed') FROM ingest_ingestbatch WHERE id = ANY(%s::uuid[])",
+                [evaluated, ids],
             )
             done, failed = cursor.fetchone()
         if failed:
@@ -279,9 +296,11 @@ def wait_until_done(sent: list[tuple[str, float]], timeout: float) -> dict[str, 
         time.sleep(0.2)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id::text, extract(epoch FROM finished_at) FROM ingest_ingestbatch WHERE id = ANY(%s::uuid[])", [ids]
+            "SELECT id::text, extract(epoch FROM finished_at), extract(epoch FROM COALESCE(evaluated_at, finished_at))"
+            " FROM ingest_ingestbatch WHERE id = ANY(%s::uuid[])",
+            [ids],
         )
-        return {batch_id: float(finished) for batch_id, finished in cursor.fetchall()}
+        return {batch_id: (float(stored), float(evaluated)) for batch_id, stored, evaluated in cursor.fetchall()}
 
 
 def baseline_writes(rows) -> dict[str, float]:
@@ -350,7 +369,7 @@ def main() -> None:
     try:
         sent, started = post_all(args, bodies, token)
         posted = time.time()
-        finished = wait_until_done(sent, args.timeout)
+        finished = wait_until_done(sent, args.timeout, evaluated=not args.store_only)
     finally:
         stop_processes(processes)
     from django.db import connection
@@ -362,15 +381,22 @@ def main() -> None:
         latest = cursor.fetchone()[0]
     if stored != len(rows):
         raise SystemExit(f"stored {stored} readings, expected {len(rows)}")
-    elapsed = max(finished.values()) - started
-    latencies = sorted((finished[batch_id] - sent_at) * 1000 for batch_id, sent_at in sent)
+    elapsed = max(evaluated for _, evaluated in finished.values()) - started
+    stored_elapsed = max(stored for stored, _ in finished.values()) - started
+    latencies = sorted((finished[batch_id][1] - sent_at) * 1000 for batch_id, sent_at in sent)
+    stored_latencies = sorted((finished[batch_id][0] - sent_at) * 1000 for batch_id, sent_at in sent)
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     rate = len(rows) / elapsed
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM alerts_alert")
+        alerts = cursor.fetchone()[0]
     print(
         f"end to end: {len(rows):,} readings in {len(bodies)} requests from {args.clients} clients: {elapsed:.2f} s, "
-        f"{rate:,.0f} readings/s (POSTs took {posted - started:.2f} s); POST→committed p50 {p50:.0f} ms, p99 {p99:.0f} ms; "
-        f"{stored:,} rows stored, {latest:,} latest values"
+        f"{rate:,.0f} readings/s {'stored' if args.store_only else 'stored and evaluated'} (stored: {len(rows) / stored_elapsed:,.0f}/s; POSTs took "
+        f"{posted - started:.2f} s); POST→evaluated p50 {p50:.0f} ms, p99 {p99:.0f} ms (POST→stored p50 "
+        f"{statistics.median(stored_latencies):.0f} ms); {stored:,} rows stored, {latest:,} latest values, "
+        f"{alerts} alerts opened"
     )
     baselines = baseline_writes(rows)
     print(
@@ -385,6 +411,7 @@ def main() -> None:
         "clients": args.clients,
         "sensors": len(sensors),
         "write_method": args.write_method,
+        "evaluated": not args.store_only,
         "readings_per_s": round(rate),
         "copy_per_s": baselines["copy_per_s"],
         "stage_insert_per_s": baselines["stage_insert_per_s"],
@@ -392,6 +419,8 @@ def main() -> None:
         "ratio": round(ratio, 3),
         "p50_ms": round(p50, 1),
         "p99_ms": round(p99, 1),
+        "stored_only_per_s": round(len(rows) / stored_elapsed),
+        "alerts": alerts,
         **validation,
         "cpus": os.cpu_count(),
     }
