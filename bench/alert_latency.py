@@ -24,9 +24,7 @@ import http.client
 import json
 import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -36,6 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.harness import Stack, create_database  # noqa: E402
 
 PROBE_PREFIX = "probe-"
 
@@ -76,16 +76,6 @@ def setup_environment(args: argparse.Namespace) -> dict[str, str]:
     )
     os.environ.update(env)
     return env
-
-
-def create_database(args: argparse.Namespace, env: dict[str, str]) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{args.db_url_base}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{args.database}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
 
 
 def prepare_world(args: argparse.Namespace, probes: int, webhook_url: str) -> tuple[list[str], list[str], str]:
@@ -190,61 +180,17 @@ class WebhookReceiver:
         return f"http://{host}:{port}/alerts"
 
 
-def start_processes(args: argparse.Namespace, env: dict[str, str], log_dir: Path) -> list[subprocess.Popen]:
+def start_stack(args: argparse.Namespace, env: dict[str, str], log_dir: Path) -> Stack:
     import redis
 
     redis.Redis.from_url(args.redis_url).flushdb()
-    processes = []
-
-    def spawn(name: str, command: list[str]) -> None:
-        log = open(log_dir / f"bench-alerts-{name}.log", "w")  # noqa: SIM115
-        processes.append(
-            subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        )
-
-    spawn("web", [
-        sys.executable, "-m", "gunicorn", "telemetry_project.wsgi:application", "--bind", f"127.0.0.1:{args.port}",
-        "--workers", str(args.web_workers), "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
-    ])  # fmt: skip
-    spawn("worker", [
-        sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "ingest,alerts,default",
-        "-c", str(args.worker_concurrency), "-n", "bench-main@%h", "--without-gossip", "--without-mingle", "-l", "warning",
-    ])  # fmt: skip
+    stack = Stack(env, log_dir, "bench-alerts")
+    stack.web(args.port, args.web_workers)
+    stack.worker("main", "ingest,alerts,default", args.worker_concurrency)
     if args.alerts_worker:
-        spawn("alerts-worker", [
-            sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "alerts", "-c", str(args.alerts_worker),
-            "-n", "bench-alerts@%h", "--without-gossip", "--without-mingle", "-l", "warning",
-        ])  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
-            connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        stop_processes(processes)
-        raise SystemExit(f"the web server did not start; see {log_dir / 'bench-alerts-web.log'}")
-    from workers.celery import app
-
-    expected = 2 if args.alerts_worker else 1
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(app.control.ping(timeout=1) or []) < expected:
-        time.sleep(0.5)
-    return processes
-
-
-def stop_processes(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stack.worker("alerts", "alerts", args.alerts_worker)
+    stack.wait_for_workers(2 if args.alerts_worker else 1)
+    return stack
 
 
 def iso_now() -> str:
@@ -337,7 +283,7 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 def main() -> None:
     args = parse_args()
     env = setup_environment(args)
-    create_database(args, env)
+    create_database(args.db_url_base, args.database, env)
     receiver = WebhookReceiver()
     probes = int(args.duration / args.probe_every)
     background, probe_keys, token = prepare_world(args, probes, receiver.url)
@@ -349,14 +295,14 @@ def main() -> None:
     log_dir = Path(os.environ.get("BENCH_LOG_DIR", "/tmp"))
     # The machine may be shared: the load before and after says how much else was running.
     load_before = os.getloadavg()[0]
-    processes = start_processes(args, env, log_dir)
+    stack = start_stack(args, env, log_dir)
     try:
         sent_at, measured_readings, measure_from, end, errors = run_load(args, background, probe_keys, token)
         deadline = time.time() + 30
         while time.time() < deadline and len(receiver.arrivals) < len(sent_at):
             time.sleep(0.2)
     finally:
-        stop_processes(processes)
+        stack.stop()
         receiver.server.shutdown()
 
     from django.db import connection

@@ -22,9 +22,7 @@ import http.client
 import json
 import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -33,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.harness import Stack, create_database  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -74,16 +74,6 @@ def setup_environment(args: argparse.Namespace) -> dict[str, str]:
     )
     os.environ.update(env)
     return env
-
-
-def create_database(args: argparse.Namespace, env: dict[str, str]) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{args.db_url_base}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{args.database}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
 
 
 def prepare_world(args: argparse.Namespace) -> tuple[list[tuple[int, str]], str]:
@@ -183,56 +173,15 @@ def measure_validation(bodies: list[bytes]) -> dict[str, float]:
     return {"validation_us_per_reading": round(ours, 2), "drf_serializer_us_per_reading": round(drf, 2)}
 
 
-def start_processes(args: argparse.Namespace, env: dict[str, str], log_dir: Path) -> list[subprocess.Popen]:
+def start_stack(args: argparse.Namespace, env: dict[str, str], log_dir: Path) -> Stack:
     import redis
 
     redis.Redis.from_url(args.redis_url).flushdb()
-    web_log = open(log_dir / "bench-web.log", "w")  # noqa: SIM115
-    worker_log = open(log_dir / "bench-worker.log", "w")  # noqa: SIM115
-    web = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "telemetry_project.wsgi:application", "--bind", f"127.0.0.1:{args.port}",
-            "--workers", str(args.web_workers), "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
-        ],
-        cwd=ROOT, env=env, stdout=web_log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    worker = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "ingest" if args.store_only else "ingest,alerts", "-c", str(args.worker_concurrency),
-            "--without-gossip", "--without-mingle", "-l", "warning",
-        ],
-        cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    processes = [web, worker]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
-            connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        stop_processes(processes)
-        raise SystemExit(f"the web server did not start; see {log_dir / 'bench-web.log'}")
-    from workers.celery import app
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not app.control.ping(timeout=1):
-        time.sleep(0.5)
-    return processes
-
-
-def stop_processes(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+    stack = Stack(env, log_dir, "bench-ingest")
+    stack.web(args.port, args.web_workers)
+    stack.worker("worker", "ingest" if args.store_only else "ingest,alerts", args.worker_concurrency)
+    stack.wait_for_workers(1)
+    return stack
 
 
 def post_all(args: argparse.Namespace, bodies: list[bytes], token: str) -> tuple[list[tuple[str, float]], float]:
@@ -354,7 +303,7 @@ def baseline_writes(rows) -> dict[str, float]:
 def main() -> None:
     args = parse_args()
     env = setup_environment(args)
-    create_database(args, env)
+    create_database(args.db_url_base, args.database, env)
     sensors, token = prepare_world(args)
     rows = make_rows(sensors, args.readings)
     bodies = request_bodies(rows, args.batch_size)
@@ -365,13 +314,13 @@ def main() -> None:
     )
 
     log_dir = Path(os.environ.get("BENCH_LOG_DIR", "/tmp"))
-    processes = start_processes(args, env, log_dir)
+    stack = start_stack(args, env, log_dir)
     try:
         sent, started = post_all(args, bodies, token)
         posted = time.time()
         finished = wait_until_done(sent, args.timeout, evaluated=not args.store_only)
     finally:
-        stop_processes(processes)
+        stack.stop()
     from django.db import connection
 
     with connection.cursor() as cursor:

@@ -1,0 +1,83 @@
+"""What the end-to-end benchmarks share: their own database, and a web server plus Celery workers started and
+stopped around a run."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_database(db_url_base: str, database: str, env: dict[str, str]) -> None:
+    """Create the benchmark's database if missing and migrate it."""
+    import psycopg
+
+    with psycopg.connect(f"{db_url_base}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
+            conn.execute(f'CREATE DATABASE "{database}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+
+
+class Stack:
+    """gunicorn and Celery workers in process groups of their own, logging to `log_dir/{prefix}-{name}.log`."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, prefix: str) -> None:
+        self.env, self.log_dir, self.prefix = env, log_dir, prefix
+        self.processes: list[subprocess.Popen] = []
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{self.prefix}-{name}.log"
+
+    def spawn(self, name: str, command: list[str]) -> None:
+        log = open(self.log_path(name), "w")  # noqa: SIM115 (the child writes to it until stopped)
+        self.processes.append(
+            subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
+
+    def web(self, port: int, workers: int) -> None:
+        self.spawn("web", [
+            sys.executable, "-m", "gunicorn", "telemetry_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+        ])  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                connection.request("GET", "/health")
+                if connection.getresponse().status == 200:
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise SystemExit(f"the web server did not start; see {self.log_path('web')}")
+
+    def worker(self, name: str, queues: str, concurrency: int) -> None:
+        self.spawn(name, [
+            sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", str(concurrency),
+            "-n", f"bench-{name}@%h", "--without-gossip", "--without-mingle", "-l", "warning",
+        ])  # fmt: skip
+
+    def wait_for_workers(self, expected: int, timeout: float = 60) -> None:
+        from workers.celery import app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(app.control.ping(timeout=1) or []) < expected:
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
