@@ -98,3 +98,27 @@ def test_metrics_move_when_readings_are_ingested_and_tasks_run(world, celery_wor
         ),
         timeout=20,
     )
+
+
+def test_alert_and_notification_metrics_move_when_alerts_open_and_notifications_are_sent(world, settings):
+    from apps.notifications.models import Notification
+    from apps.notifications.services import notification_deliver
+    from apps.thresholds.models import Threshold
+    from tests.alerts.helpers import evaluate, make_subscription, readings
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    Threshold.objects.filter(pk=world.thresholds["temperature"].pk).update(min_duration_s=0)
+    make_subscription()  # email to ops@example.com for every alert
+    before = scrape()
+
+    evaluate(readings("env-001/temperature", (0, 45.0)))  # above critical_high 40
+    for notification_id in Notification.objects.values_list("pk", flat=True):
+        notification_deliver(notification_id=notification_id)
+    after = scrape()
+
+    def moved(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    assert moved("telemetry_alerts_opened_total", severity="critical") == 1
+    assert moved("telemetry_alerts_open", severity="critical") == 1
+    assert moved("telemetry_notifications_total", channel="email", status="sent") == 1
