@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
@@ -224,6 +225,7 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {
     "ingest-requeue-stale-batches": {"task": "ingest.requeue_stale_batches", "schedule": 60.0},
+    "ingest-purge-batches": {"task": "ingest.purge_batches", "schedule": crontab(hour=3, minute=10)},
     "devices-check-connectivity": {"task": "devices.check_connectivity", "schedule": 30.0},
     "devices-expire-commands": {"task": "devices.sweep_commands", "schedule": 30.0},
 }
@@ -255,6 +257,8 @@ INGEST_WRITE_METHOD = env_choice("INGEST_WRITE_METHOD", "copy", {"copy", "unnest
 INGEST_SEQ_DEDUP_WINDOW_S = env_int("INGEST_SEQ_DEDUP_WINDOW_S", 86_400, minimum=1)
 # Request bodies up to this size are read (10,000 verbose readings are about 2 MB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024, minimum=1024)
+# Finished ingest batches (their counts and reject samples) are kept this many days, then purged daily.
+INGEST_BATCH_RETENTION_DAYS = env_int("INGEST_BATCH_RETENTION_DAYS", 14, minimum=1)
 REALTIME_STALE_AFTER_S = env_int("REALTIME_STALE_AFTER_S", 900, minimum=1)
 DEVICE_OFFLINE_AFTER_S = env_int("DEVICE_OFFLINE_AFTER_S", 600, minimum=1)
 # Field-name maps for the flat record format, by adapter name (see apps/ingest/adapters.py).
@@ -348,7 +352,6 @@ CELERY_BEAT_SCHEDULE["notifications-requeue-stalled"] = {
 }
 
 # --- Aggregation, exports, retention (apps.aggregates, apps.stats) ---------------------------------------------
-from celery.schedules import crontab  # noqa: E402  (only the purge's schedule needs it)
 
 # The rollup refresh (docs/aggregation.md): how often it runs; how long a batch may take from its finished_at
 # to its commit (the watermark stays this far behind); at most how many batches one run takes; how many seconds

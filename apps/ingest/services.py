@@ -148,3 +148,14 @@ def batch_requeue_stale(*, older_than_s: int) -> int:
     for batch_id in stale:
         enqueue_batch(batch_id=str(batch_id))
     return len(stale)
+
+
+def batch_purge_finished(*, finished_before: datetime, limit: int = 10_000) -> int:
+    """Delete batches that are finished with: done, evaluated, and finished before `finished_before`. Failed
+    and unevaluated batches stay (a person or a beat still has work with them). At most `limit` per call, so
+    the delete never holds locks for long; returns how many went."""
+    doomed = IngestBatch.objects.filter(
+        status=IngestBatch.Status.DONE, evaluated_at__isnull=False, finished_at__lt=finished_before
+    ).values_list("pk", flat=True)[:limit]
+    deleted, _ = IngestBatch.objects.filter(pk__in=list(doomed)).delete()
+    return deleted

@@ -1,7 +1,12 @@
-from django.conf import settings
+import logging
+from datetime import timedelta
 
+from django.conf import settings
+from django.utils import timezone
+
+from apps.aggregates.selectors import rollup_source
 from apps.ingest.pipeline import batch_mark_failed, batch_process
-from apps.ingest.services import batch_requeue_stale
+from apps.ingest.services import batch_purge_finished, batch_requeue_stale
 from workers.base import TelemetryTask
 from workers.celery import app
 
@@ -26,3 +31,26 @@ def process_batch(batch_id: str) -> dict | None:
 def requeue_stale_batches() -> int:
     """Beat: queue again batches the broker lost or whose worker vanished."""
     return batch_requeue_stale(older_than_s=settings.CELERY_TASK_TIME_LIMIT + settings.CELERY_VISIBILITY_TIMEOUT_S)
+
+
+logger = logging.getLogger(__name__)
+
+# Rollups learn what changed from done batches that finished after their watermark: keep those a while longer.
+ROLLUP_MARGIN = timedelta(hours=1)
+
+
+@app.task(base=TelemetryTask, name="ingest.purge_batches")
+def purge_batches() -> int:
+    """Beat (daily): delete ingest batches older than INGEST_BATCH_RETENTION_DAYS that everything is done
+    with, in chunks, never one the rollups have not taken in yet."""
+    cutoff = timezone.now() - timedelta(days=settings.INGEST_BATCH_RETENTION_DAYS)
+    source = rollup_source()
+    if source.tracks_batches:
+        if source.watermark is None:
+            return 0  # rollups have not run yet: every batch may still matter to them
+        cutoff = min(cutoff, source.watermark - ROLLUP_MARGIN)
+    total = 0
+    while deleted := batch_purge_finished(finished_before=cutoff):
+        total += deleted
+    logger.info("purged %d ingest batches finished before %s", total, cutoff.isoformat())
+    return total
