@@ -221,6 +221,11 @@ def _text_list(request, name: str) -> list[str] | None:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def _ids(values: list[str] | None) -> list[int] | None:
+    """The values as ids when every one is numeric (then they name rows by id, otherwise by code)."""
+    return [int(value) for value in values] if values and all(value.isdigit() for value in values) else None
+
+
 def _page_params(request, *, default: int, maximum: int) -> tuple[int, int]:
     try:
         page = int(request.query_params.get("page", 1))
@@ -280,12 +285,10 @@ class RealtimeView(APIView):
             )
         filters = RealtimeFilters(
             location_prefix=location_prefix,
-            sensor_type_ids=[int(t) for t in types if t.isdigit()]
-            if types and all(t.isdigit() for t in types)
-            else None,
-            sensor_type_codes=types if types and not all(t.isdigit() for t in types) else None,
-            device_pks=[int(d) for d in devices] if devices and all(d.isdigit() for d in devices) else None,
-            device_ids=devices if devices and not all(d.isdigit() for d in devices) else None,
+            sensor_type_ids=_ids(types),
+            sensor_type_codes=None if _ids(types) else types,
+            device_pks=_ids(devices),
+            device_ids=None if _ids(devices) else devices,
             sensor_keys=_text_list(request, "sensor"),
             statuses=statuses,
         )

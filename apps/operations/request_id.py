@@ -19,10 +19,6 @@ TASK_HEADER = "request_id"
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-def current_request_id() -> str | None:
-    return request_id_var.get()
-
-
 class RequestIdMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response

@@ -6,6 +6,16 @@ from django.db.models import F, Q
 from apps.devices.models import Sensor, SensorType
 
 BAND_FIELDS = ("critical_low", "warning_low", "warning_high", "critical_high")
+# (lower field, upper field, must be strictly below): checked by the database constraints and, with messages
+# naming the field, by apps/thresholds/validation.py.
+BAND_ORDER = (
+    ("critical_low", "warning_low", False),
+    ("warning_low", "warning_high", True),
+    ("warning_high", "critical_high", False),
+    ("critical_low", "critical_high", True),
+    ("critical_low", "warning_high", True),
+    ("warning_low", "critical_high", True),
+)
 
 
 def _ordered(lower: str, upper: str, *, strict: bool) -> Q:
@@ -15,19 +25,11 @@ def _ordered(lower: str, upper: str, *, strict: bool) -> Q:
 
 def band_order_constraints(prefix: str) -> list[models.CheckConstraint]:
     """critical_low <= warning_low < warning_high <= critical_high, wherever both ends are set."""
-    pairs = [
-        ("critical_low", "warning_low", False),
-        ("warning_low", "warning_high", True),
-        ("warning_high", "critical_high", False),
-        ("critical_low", "critical_high", True),
-        ("critical_low", "warning_high", True),
-        ("warning_low", "critical_high", True),
-    ]
     return [
         models.CheckConstraint(
             condition=_ordered(low, high, strict=strict), name=f"{prefix}_{low}_{'lt' if strict else 'le'}_{high}"
         )
-        for low, high, strict in pairs
+        for low, high, strict in BAND_ORDER
     ]
 
 

@@ -1,23 +1,13 @@
 from __future__ import annotations
 
-from apps.thresholds.models import BAND_FIELDS
-
-# (lower field, upper field, must be strictly below)
-_ORDER = [
-    ("critical_low", "warning_low", False),
-    ("warning_low", "warning_high", True),
-    ("warning_high", "critical_high", False),
-    ("critical_low", "critical_high", True),
-    ("critical_low", "warning_high", True),
-    ("warning_low", "critical_high", True),
-]
+from apps.thresholds.models import BAND_ORDER
 
 
 def band_order_errors(bands: dict) -> dict[str, list[str]]:
     """Errors keyed by the upper field of each pair out of order: critical_low <= warning_low <
     warning_high <= critical_high, wherever both ends are set."""
     errors: dict[str, list[str]] = {}
-    for lower, upper, strict in _ORDER:
+    for lower, upper, strict in BAND_ORDER:
         low, high = bands.get(lower), bands.get(upper)
         if low is None or high is None:
             continue
@@ -25,7 +15,3 @@ def band_order_errors(bands: dict) -> dict[str, list[str]]:
             relation = "greater than" if strict else "at least"
             errors.setdefault(upper, []).append(f"Must be {relation} {lower} ({low}).")
     return errors
-
-
-def has_any_band(bands: dict) -> bool:
-    return any(bands.get(field) is not None for field in BAND_FIELDS)
