@@ -167,7 +167,9 @@ class DeviceViewSet(viewsets.ModelViewSet):
 
 
 class SensorSerializer(serializers.ModelSerializer):
-    key = serializers.CharField(max_length=300, required=False, help_text="Defaults to device_id/type_code[/channel].")
+    key = serializers.CharField(
+        max_length=300, required=False, help_text="Defaults to device_id/type_code[/channel]; fixed at creation."
+    )
     location = serializers.PrimaryKeyRelatedField(queryset=Location.objects.all(), allow_null=True, required=False)
     device_external_id = serializers.CharField(source="device.device_id", read_only=True)
     sensor_type_code = serializers.CharField(source="sensor_type.code", read_only=True)
