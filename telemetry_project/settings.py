@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.locations",
     "apps.devices",
     "apps.thresholds",
+    "apps.anomaly",
     "apps.deadletters",
     "apps.ingest",
     "apps.alerts",

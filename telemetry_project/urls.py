@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("apps.locations.urls")),
     path("", include("apps.devices.urls")),
     path("", include("apps.thresholds.urls")),
+    path("", include("apps.anomaly.urls")),
     path("", include("apps.ingest.urls")),
     path("", include("apps.alerts.urls")),
     path("", include("apps.notifications.urls")),

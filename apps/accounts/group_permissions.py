@@ -3,8 +3,8 @@
 The API checks roles itself (apps/accounts/permissions.py); the admin checks model permissions. So that an
 operator or admin can do in the admin what the API lets them do, each group holds:
 - viewer: view every model of the product;
-- operator: that, plus managing what the API lets operators manage (thresholds and mappings, subscriptions
-  and maintenance windows, alerts, device commands);
+- operator: that, plus managing what the API lets operators manage (thresholds and mappings, anomaly rules,
+  subscriptions and maintenance windows, alerts, device commands);
 - admin: every permission of the product's apps and of users and groups.
 """
 
@@ -14,11 +14,12 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
 PRODUCT_APPS = (
-    "locations", "devices", "thresholds", "ingest", "deadletters", "alerts", "notifications", "aggregates",
+    "locations", "devices", "thresholds", "anomaly", "ingest", "deadletters", "alerts", "notifications", "aggregates",
     "commands", "django_celery_beat",
 )  # fmt: skip
 OPERATOR_MANAGES = {
     "thresholds": ("threshold", "sensorthresholdmapping"),
+    "anomaly": ("anomalyrule",),
     "notifications": ("subscription",),
     "alerts": ("alert", "maintenancewindow"),
     "commands": ("command",),
