@@ -22,12 +22,19 @@ class CommandAdmin(admin.ModelAdmin):
     def short_detail(self, obj: Command) -> str:
         return obj.ack_detail[:80]
 
-    @admin.action(description="Expire the selected commands that are still pending or sent")
+    def has_manage_permission(self, request) -> bool:
+        """Who may expire and resend: holders of the change permission (operators and admins), who may also
+        send commands in the API; rows are never edited by hand, so has_change_permission stays False."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    @admin.action(description="Expire the selected commands that are still pending or sent", permissions=["manage"])
     def expire_now(self, request, queryset) -> None:
         expired = commands_expire_now(command_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Expired {expired} command(s).", messages.SUCCESS)
 
-    @admin.action(description="Queue the pending commands of the selected commands' devices for sending")
+    @admin.action(
+        description="Queue the pending commands of the selected commands' devices for sending", permissions=["manage"]
+    )
     def send_pending_again(self, request, queryset) -> None:
         devices = Device.objects.filter(pk__in=queryset.values("device"))
         queued = sum(commands_dispatch_pending(device=device) for device in devices)
