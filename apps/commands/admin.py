@@ -10,13 +10,19 @@ class CommandAdmin(admin.ModelAdmin):
     """Commands are created through the API (which queues their sending); here staff follow them and can
     expire the ones that should not go out any more."""
 
-    list_display = ["cmd", "device", "status", "created_at", "sent_at", "acked_at", "expires_at", "short_detail"]
+    list_display = ["cmd", "device", "status", "created_at", "acked_at", "answered_by", "expires_at", "short_detail"]
     list_filter = ["status", "cmd", ("acked_at", admin.EmptyFieldListFilter)]
-    list_select_related = ["device"]
+    list_select_related = ["device", "acked_by", "acked_by_device"]
     search_fields = ["id", "cmd", "device__device_id", "ack_detail"]
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in Command._meta.fields]
     actions = ["expire_now", "send_pending_again"]
+
+    @admin.display(description="answered by")
+    def answered_by(self, obj: Command) -> str:
+        if obj.acked_by_device_id:
+            return f"device {obj.acked_by_device.device_id}"
+        return f"user {obj.acked_by.username}" if obj.acked_by_id else ""
 
     @admin.display(description="detail")
     def short_detail(self, obj: Command) -> str:
