@@ -322,6 +322,8 @@ NOTIFY_REQUEUE_AFTER_S = env_int("NOTIFY_REQUEUE_AFTER_S", 30, minimum=5)
 # 0 turns storm control off.
 NOTIFY_STORM_LIMIT = env_int("NOTIFY_STORM_LIMIT", 10, minimum=0)
 NOTIFY_STORM_WINDOW_S = env_int("NOTIFY_STORM_WINDOW_S", 300, minimum=1)
+# Longest maintenance window, in days: a window silences every notification of its scope.
+MAINTENANCE_WINDOW_MAX_DAYS = env_int("MAINTENANCE_WINDOW_MAX_DAYS", 14, minimum=1)
 # Public address of this server, for links in notifications (empty: no links).
 NOTIFY_BASE_URL = env_str("NOTIFY_BASE_URL", "").rstrip("/")
 if NOTIFY_LEASE_S <= NOTIFY_WEBHOOK_TIMEOUT_S or NOTIFY_LEASE_S <= NOTIFY_GATEWAY_TIMEOUT_S:
