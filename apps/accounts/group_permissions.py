@@ -49,7 +49,12 @@ def sync_role_permissions(**kwargs) -> None:
     everything = Permission.objects.filter(
         Q(content_type__app_label__in=PRODUCT_APPS) | Q(content_type__app_label="auth")
     )
-    groups = (("ingest", Permission.objects.none()), ("viewer", view), ("operator", view | manage), ("admin", everything))
+    groups = (
+        ("ingest", Permission.objects.none()),
+        ("viewer", view),
+        ("operator", view | manage),
+        ("admin", everything),
+    )
     for name, permissions in groups:
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set(permissions.distinct())
