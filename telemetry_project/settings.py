@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "django_prometheus",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.locations",
@@ -74,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Answers the login pages' lockouts (429); after authentication, so it sees every login attempt's outcome.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -141,7 +145,7 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 # --- REST API -------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apps.accounts.authentication.ExpiringTokenAuthentication",
         "apps.devices.authentication.DeviceKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -164,6 +168,36 @@ REST_FRAMEWORK = {
         "apps.operations.throttling.DeviceRateThrottle",
     ],
 }
+
+# --- Logins and tokens (apps.accounts; docs/operations.md "Access") ----------------------------------------------
+# Password logins (the token endpoint, the admin, /ops/login/) are throttled by django-axes: this many failed
+# logins from one client address, or for one username, lock that address or username out for
+# LOGIN_LOCKOUT_S seconds (429 with Retry-After); each attempt while locked out starts the wait again.
+# LOGIN_FAILURE_LIMIT=0 turns the throttle off.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=0)
+LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900, minimum=1)
+# Reverse proxies in front of the web process that append the client's address to X-Forwarded-For (0: the
+# address is the connection's own). Set it to exactly the number of proxies, or clients can pick their address.
+LOGIN_TRUSTED_PROXIES = env_int("LOGIN_TRUSTED_PROXIES", 0, minimum=0)
+# API tokens older than this many days are refused (401); the token endpoint then issues a new one. 0: never.
+API_TOKEN_TTL_DAYS = env_int("API_TOKEN_TTL_DAYS", 0, minimum=0)
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = max(LOGIN_FAILURE_LIMIT, 1)
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_S)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each counted on its own
+AXES_HANDLER = "apps.accounts.login_throttling.FailOpenCacheHandler"
+AXES_CACHE = "default"  # the shared Redis cache, like the API's rate limits
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.login_throttling.login_client_ip"
+AXES_USERNAME_CALLABLE = "apps.accounts.login_throttling.login_username"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.login_throttling.lockout_response"
+# The cache handler keeps no rows, so axes' admin pages and access log would stay empty.
+AXES_ENABLE_ADMIN = False
+AXES_DISABLE_ACCESS_LOG = True
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Telemetry API",

@@ -6,6 +6,9 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("DEBUG", "false")
 # A Redis database of its own, so a running development system and the tests never share queues or cache.
 os.environ.setdefault("REDIS_URL", "redis://localhost:6379/15")
+# Every request of the suite comes from one address, and the schema tests send the token endpoint wrong
+# passwords, so the login limit is out of the way; tests/accounts/test_login_throttling.py sets its own.
+os.environ.setdefault("LOGIN_FAILURE_LIMIT", "1000")
 
 # Every process of a test run (pytest and the worker it starts, which inherits this environment) counts
 # metrics into one fresh directory, so /metrics sees the worker's counts too.
