@@ -2,7 +2,8 @@
 
 import os
 
-os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+# Long enough for the deployment checks (apps/core/checks.py), which hold whenever DEBUG is off.
+os.environ.setdefault("SECRET_KEY", "tests-only-9fK2pQ7vX4mN8rT1wZ6yB3cH5jL0dG2sA7eU4iO9qW1xV8nM")
 os.environ.setdefault("DEBUG", "false")
 # A Redis database of its own, so a running development system and the tests never share queues or cache.
 os.environ.setdefault("REDIS_URL", "redis://localhost:6379/15")
