@@ -8,9 +8,11 @@ import socket
 import time
 import uuid
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from axes.handlers.proxy import AxesProxyHandler
+from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -201,3 +203,15 @@ def test_tokens_never_expire_without_a_time_to_live(logins):
         key = Token.objects.get(user__username=username).key
         assert token_client(key).get(f"{API}/locations/").status_code == 200
         assert token_login(username, PASSWORD, logins.address()).json()["token"] == key
+
+
+def test_an_admin_lifts_a_lockout_with_the_axes_reset_commands(logins):
+    username, address = logins.user(), logins.address()
+    for n in range(LIMIT):
+        token_login(username, f"guess-{n}", address)
+    assert token_login(username, PASSWORD, logins.address()).status_code == 429
+
+    call_command("axes_reset_username", f"user:{username}", stdout=StringIO())
+    call_command("axes_reset_ip", address, stdout=StringIO())
+
+    assert token_login(username, PASSWORD, address).status_code == 200
