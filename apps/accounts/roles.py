@@ -16,6 +16,10 @@ class Role(IntEnum):
     OPERATOR = 2
     ADMIN = 3
 
+    def __bool__(self) -> bool:
+        # INGEST is 0 so that it compares below viewer; a role held is still a role (`if role:`).
+        return True
+
     @property
     def group_name(self) -> str:
         return self.name.lower()
