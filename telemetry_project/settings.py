@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -32,6 +33,22 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-change-me" if DEBUG else None)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# HTTPS (docs/operations.md "Production settings"; on in docker/compose.yml). Off by default so that `make run`
+# works over plain HTTP on localhost. apps/core/checks.py refuses a weak SECRET_KEY whenever DEBUG is off.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Container health checks and in-network scrapers speak plain HTTP to the process itself.
+SECURE_REDIRECT_EXEMPT = [r"^health(/ready)?$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# The header a TLS-terminating proxy sets to "https" (e.g. X-Forwarded-Proto); empty: none is trusted. Only
+# behind a proxy that always sets or strips it, or clients could claim HTTPS.
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER", "")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -46,6 +63,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "django_prometheus",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.locations",
@@ -75,6 +93,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Answers the login pages' lockouts (429); after authentication, so it sees every login attempt's outcome.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -142,7 +162,7 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 # --- REST API -------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apps.accounts.authentication.ExpiringTokenAuthentication",
         "apps.devices.authentication.DeviceKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -165,6 +185,37 @@ REST_FRAMEWORK = {
         "apps.operations.throttling.DeviceRateThrottle",
     ],
 }
+
+# --- Logins and tokens (apps.accounts; docs/operations.md "Access") ----------------------------------------------
+# Password logins (the token endpoint, the admin, /ops/login/) are throttled by django-axes: this many failed
+# logins from one client address, or for one username, lock that address or username out for
+# LOGIN_LOCKOUT_S seconds (429 with Retry-After); each attempt while locked out starts the wait again.
+# LOGIN_FAILURE_LIMIT=0 turns the throttle off.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=0)
+LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900, minimum=1)
+# Reverse proxies in front of the web process that append the client's address to X-Forwarded-For (0: the
+# address is the connection's own). Set it to exactly the number of proxies, or clients can pick their address.
+LOGIN_TRUSTED_PROXIES = env_int("LOGIN_TRUSTED_PROXIES", 0, minimum=0)
+# API tokens older than this many days are refused (401); the token endpoint then issues a new one. 0: never.
+API_TOKEN_TTL_DAYS = env_int("API_TOKEN_TTL_DAYS", 0, minimum=0)
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = max(LOGIN_FAILURE_LIMIT, 1)
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_S)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each counted on its own
+AXES_HANDLER = "apps.accounts.login_throttling.FailOpenCacheHandler"
+AXES_CACHE = "default"  # the shared Redis cache, like the API's rate limits
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.login_throttling.login_client_ip"
+AXES_USERNAME_CALLABLE = "apps.accounts.login_throttling.login_username"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.login_throttling.lockout_response"
+# The cache handler keeps no rows, so axes' admin pages and access log would stay empty.
+AXES_ENABLE_ADMIN = False
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no banner on every command; failures and lockouts are still logged
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Telemetry API",
@@ -323,6 +374,8 @@ NOTIFY_REQUEUE_AFTER_S = env_int("NOTIFY_REQUEUE_AFTER_S", 30, minimum=5)
 # 0 turns storm control off.
 NOTIFY_STORM_LIMIT = env_int("NOTIFY_STORM_LIMIT", 10, minimum=0)
 NOTIFY_STORM_WINDOW_S = env_int("NOTIFY_STORM_WINDOW_S", 300, minimum=1)
+# Longest maintenance window, in days: a window silences every notification of its scope.
+MAINTENANCE_WINDOW_MAX_DAYS = env_int("MAINTENANCE_WINDOW_MAX_DAYS", 14, minimum=1)
 # Public address of this server, for links in notifications (empty: no links).
 NOTIFY_BASE_URL = env_str("NOTIFY_BASE_URL", "").rstrip("/")
 if NOTIFY_LEASE_S <= NOTIFY_WEBHOOK_TIMEOUT_S or NOTIFY_LEASE_S <= NOTIFY_GATEWAY_TIMEOUT_S:

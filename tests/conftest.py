@@ -16,7 +16,7 @@ from tests.factories import World
 from tests.worker import CeleryWorker, database_url
 from tests.worker import wait_for as _wait_for
 
-PRINCIPALS = ("anonymous", "viewer", "operator", "admin", "device")
+PRINCIPALS = ("anonymous", "ingest", "viewer", "operator", "admin", "device")
 
 
 @pytest.fixture
@@ -27,6 +27,12 @@ def world(db) -> World:
 @pytest.fixture
 def anonymous_api() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def ingest_api(db) -> APIClient:
+    _, token = factories.make_user("gateway", Role.INGEST)
+    return factories.token_client(token)
 
 
 @pytest.fixture

@@ -2,10 +2,14 @@
 
 import os
 
-os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+# Long enough for the deployment checks (apps/core/checks.py), which hold whenever DEBUG is off.
+os.environ.setdefault("SECRET_KEY", "tests-only-9fK2pQ7vX4mN8rT1wZ6yB3cH5jL0dG2sA7eU4iO9qW1xV8nM")
 os.environ.setdefault("DEBUG", "false")
 # A Redis database of its own, so a running development system and the tests never share queues or cache.
 os.environ.setdefault("REDIS_URL", "redis://localhost:6379/15")
+# Every request of the suite comes from one address, and the schema tests send the token endpoint wrong
+# passwords, so the login limit is out of the way; tests/accounts/test_login_throttling.py sets its own.
+os.environ.setdefault("LOGIN_FAILURE_LIMIT", "1000")
 
 # Every process of a test run (pytest and the worker it starts, which inherits this environment) counts
 # metrics into one fresh directory, so /metrics sees the worker's counts too.

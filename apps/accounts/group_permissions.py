@@ -2,10 +2,15 @@
 
 The API checks roles itself (apps/accounts/permissions.py); the admin checks model permissions. So that an
 operator or admin can do in the admin what the API lets them do, each group holds:
+- ingest: nothing (gateways are not staff and have no business in the admin);
 - viewer: view every model of the product;
-- operator: that, plus managing what the API lets operators manage (thresholds and mappings, anomaly rules,
-  subscriptions and maintenance windows, alerts, device commands);
+- operator: that, plus managing what the API lets operators manage: thresholds and mappings, anomaly rules,
+  subscriptions and maintenance windows (add, change, delete), and the lifecycle of alerts and device
+  commands (change only: their history is never deleted by an operator);
 - admin: every permission of the product's apps and of users and groups.
+
+Admin actions name the permission they need (`allowed_permissions`); with these groups, key rotation,
+dead-letter and batch replays and django-celery-beat's task actions are the admins'.
 """
 
 from __future__ import annotations
@@ -17,30 +22,40 @@ PRODUCT_APPS = (
     "locations", "devices", "thresholds", "anomaly", "ingest", "deadletters", "alerts", "notifications", "aggregates",
     "commands", "django_celery_beat",
 )  # fmt: skip
+MANAGE = ("add", "change", "delete")
+# app label -> model -> the permissions operators hold beyond viewing
 OPERATOR_MANAGES = {
-    "thresholds": ("threshold", "sensorthresholdmapping"),
-    "anomaly": ("anomalyrule",),
-    "notifications": ("subscription",),
-    "alerts": ("alert", "maintenancewindow"),
-    "commands": ("command",),
+    "thresholds": {"threshold": MANAGE, "sensorthresholdmapping": MANAGE},
+    "anomaly": {"anomalyrule": MANAGE},
+    "notifications": {"subscription": MANAGE},
+    "alerts": {"alert": ("change",), "maintenancewindow": MANAGE},
+    "commands": {"command": ("change",)},
 }
 
 
 def _operator_filter() -> Q:
     query = Q(pk__in=[])
     for app_label, models in OPERATOR_MANAGES.items():
-        query |= Q(content_type__app_label=app_label, content_type__model__in=models)
+        for model, actions in models.items():
+            codenames = [f"{action}_{model}" for action in actions]
+            query |= Q(content_type__app_label=app_label, content_type__model=model, codename__in=codenames)
     return query
 
 
 def sync_role_permissions(**kwargs) -> None:
-    """post_migrate receiver: (re)set the permissions of the viewer, operator and admin groups."""
+    """post_migrate receiver: (re)set the permissions of the role groups."""
     in_product = Permission.objects.filter(content_type__app_label__in=PRODUCT_APPS)
     view = in_product.filter(codename__startswith="view_")
     manage = in_product.filter(_operator_filter())
     everything = Permission.objects.filter(
         Q(content_type__app_label__in=PRODUCT_APPS) | Q(content_type__app_label="auth")
     )
-    for name, permissions in (("viewer", view), ("operator", view | manage), ("admin", everything)):
+    groups = (
+        ("ingest", Permission.objects.none()),
+        ("viewer", view),
+        ("operator", view | manage),
+        ("admin", everything),
+    )
+    for name, permissions in groups:
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set(permissions.distinct())

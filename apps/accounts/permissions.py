@@ -5,6 +5,8 @@ Views declare what they need:
 - `action_roles` to override per viewset action (e.g. acknowledge needs operator);
 - `device_actions`: viewset actions (or "*" for a plain view) that a device key may call. Devices may call
   nothing else, and views check that a device only touches its own rows.
+- `ingest_actions`: the same for users of the ingest role (gateways): they may call nothing else, and views
+  show them only what they sent (their own batches).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class RolePermission(permissions.BasePermission):
         role = role_of(request.user)
         if role is None:
             return False
+        if role == Role.INGEST:
+            allowed = getattr(view, "ingest_actions", ())
+            return "*" in allowed or action in allowed
         return role >= self.required_role(request, view, action)
 
     @staticmethod

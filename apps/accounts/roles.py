@@ -1,4 +1,7 @@
-"""Roles are Django groups, ordered: each role can do everything the roles below it can."""
+"""Roles are Django groups. Viewer, operator and admin are ordered: each can do everything the roles below it
+can. Ingest stands beside them: it may only call what a view names in `ingest_actions` (sending readings,
+heartbeats, reading its own batches), and since it compares below viewer it passes no role check of theirs.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,14 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 
 class Role(IntEnum):
+    INGEST = 0
     VIEWER = 1
     OPERATOR = 2
     ADMIN = 3
+
+    def __bool__(self) -> bool:
+        # INGEST is 0 so that it compares below viewer; a role held is still a role (`if role:`).
+        return True
 
     @property
     def group_name(self) -> str:

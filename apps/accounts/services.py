@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from apps.accounts.roles import ROLE_NAMES, Role
@@ -23,5 +27,20 @@ def user_set_role(*, username: str, role: Role, password: str | None = None, ema
     user.save()
     user.groups.remove(*Group.objects.filter(name__in=ROLE_NAMES))
     user.groups.add(Group.objects.get(name=role.group_name))
-    token, _ = Token.objects.get_or_create(user=user)
-    return user, token.key
+    return user, token_issue(user=user).key
+
+
+def token_expired(token: Token) -> bool:
+    """Whether a token is older than API_TOKEN_TTL_DAYS (never, when that is 0)."""
+    ttl_days = settings.API_TOKEN_TTL_DAYS
+    return bool(ttl_days) and token.created < timezone.now() - timedelta(days=ttl_days)
+
+
+@transaction.atomic
+def token_issue(*, user) -> Token:
+    """The user's API token: the current one, or a new one when it has expired (the old key stops working)."""
+    token, _ = Token.objects.select_for_update().get_or_create(user=user)
+    if token_expired(token):
+        token.delete()
+        token = Token.objects.create(user=user)
+    return token

@@ -496,14 +496,25 @@ def alert_record_reminders(*, alert_ids: list[int], at: datetime) -> list[AlertE
     return AlertEvent.objects.bulk_create(events)
 
 
-def maintenance_window_save(*, window: MaintenanceWindow) -> MaintenanceWindow:
-    """Create or update a maintenance window; it needs a scope (a location subtree or a device) and must end
-    after it starts."""
+def maintenance_window_errors(window: MaintenanceWindow) -> dict[str, list[str]]:
+    """What is wrong with a maintenance window, by field: it needs a scope (a location subtree or a device),
+    must end after it starts, and may last at most MAINTENANCE_WINDOW_MAX_DAYS, since it silences every
+    notification of its scope (the API and the admin both check this)."""
     errors: dict[str, list[str]] = {}
     if window.location_id is None and window.device_id is None:
         errors["location"] = ["Give a location or a device (the root location covers the whole plant)."]
-    if window.starts_at and window.ends_at and window.ends_at <= window.starts_at:
-        errors["ends_at"] = ["Must be after starts_at."]
+    if window.starts_at and window.ends_at:
+        max_days = settings.MAINTENANCE_WINDOW_MAX_DAYS
+        if window.ends_at <= window.starts_at:
+            errors["ends_at"] = ["Must be after starts_at."]
+        elif window.ends_at - window.starts_at > timedelta(days=max_days):
+            errors["ends_at"] = [f"A maintenance window may last at most {max_days} days; plan several."]
+    return errors
+
+
+def maintenance_window_save(*, window: MaintenanceWindow) -> MaintenanceWindow:
+    """Create or update a maintenance window (see maintenance_window_errors for the rules)."""
+    errors = maintenance_window_errors(window)
     if errors:
         raise ApplicationError("Invalid maintenance window.", errors=errors)
     window.save()

@@ -23,6 +23,20 @@ class CommandSerializer(serializers.ModelSerializer):
     cmd_id = serializers.UUIDField(source="id", read_only=True)
     device_external_id = serializers.CharField(source="device.device_id", read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None, allow_null=True)
+    acked_by = serializers.CharField(
+        source="acked_by.username",
+        read_only=True,
+        default=None,
+        allow_null=True,
+        help_text="The user who answered for the device (null when the device answered itself).",
+    )
+    acked_by_device = serializers.CharField(
+        source="acked_by_device.device_id",
+        read_only=True,
+        default=None,
+        allow_null=True,
+        help_text="The device (external id) that sent the answer itself.",
+    )
 
     class Meta:
         model = Command
@@ -41,6 +55,8 @@ class CommandSerializer(serializers.ModelSerializer):
             "send_count",
             "acked_at",
             "ack_source",
+            "acked_by",
+            "acked_by_device",
             "ack_detail",
             "result",
             "finished_at",
@@ -88,7 +104,7 @@ class CommandFilter(django_filters.FilterSet):
 
 
 class CommandListMixin:
-    queryset = Command.objects.select_related("device", "created_by")
+    queryset = Command.objects.select_related("device", "created_by", "acked_by", "acked_by_device")
     serializer_class = CommandSerializer
     filterset_class = CommandFilter
     search_fields = ["cmd", "device__device_id"]
@@ -157,6 +173,7 @@ class CommandViewSet(CommandListMixin, viewsets.ReadOnlyModelViewSet):
             ack=Ack(**serializer.validated_data),
             source="http",
             device=request_device(request),
+            user=None if request_device(request) else request.user,
             at=timezone.now(),
         )
         command = self.get_queryset().get(pk=command.pk)

@@ -45,6 +45,24 @@ class Command(models.Model):
     send_count = models.PositiveIntegerField(default=0)
     acked_at = models.DateTimeField(null=True, blank=True, help_text="Time of the device's latest answer.")
     ack_source = models.CharField(max_length=8, blank=True, default="", help_text="mqtt or http.")
+    # Who sent the latest answer: the device itself (its key or its MQTT identity) or a person or integration
+    # through the API. Kept so that an acknowledgement made on a device's behalf is never mistaken for its own.
+    acked_by_device = models.ForeignKey(
+        Device,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The device that answered.",
+    )
+    acked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The user who answered for the device.",
+    )
     ack_detail = models.TextField(blank=True, default="")
     result = models.JSONField(null=True, blank=True, help_text="What the device reported back with its answer.")
     finished_at = models.DateTimeField(null=True, blank=True, help_text="When it was completed, rejected or expired.")

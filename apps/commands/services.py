@@ -158,9 +158,16 @@ def ack_parse(body: Any) -> Ack:
 
 
 def command_record_ack(
-    *, command_id: str, ack: Ack, source: str, device: Device | None = None, at: datetime | None = None
+    *,
+    command_id: str,
+    ack: Ack,
+    source: str,
+    device: Device | None = None,
+    user=None,
+    at: datetime | None = None,
 ) -> tuple[Command, bool]:
-    """Record a device's answer. Returns the command and whether it changed.
+    """Record a device's answer, and who sent it (`device`, or the `user` answering for it). Returns the
+    command and whether it changed.
 
     A command only moves forward (pending/sent → accepted → completed or rejected): repeating the current
     status is a harmless no-op (QoS 1 redelivers), an older status arriving late is ignored, and a final
@@ -185,13 +192,26 @@ def command_record_ack(
         command.status = ack.status
         command.acked_at = at
         command.ack_source = source
+        command.acked_by_device = device
+        command.acked_by = user if device is None else None
         if ack.detail:
             command.ack_detail = ack.detail
         if ack.result is not None:
             command.result = ack.result
         if command.is_final:
             command.finished_at = at
-        command.save(update_fields=["status", "acked_at", "ack_source", "ack_detail", "result", "finished_at"])
+        command.save(
+            update_fields=[
+                "status",
+                "acked_at",
+                "ack_source",
+                "acked_by_device",
+                "acked_by",
+                "ack_detail",
+                "result",
+                "finished_at",
+            ]
+        )
         return command, True
 
 

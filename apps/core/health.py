@@ -1,4 +1,9 @@
-"""Liveness and readiness endpoints: unauthenticated, JSON, 503 naming what failed."""
+"""Liveness and readiness endpoints: unauthenticated, JSON, 503 naming what failed.
+
+Readiness names each failed dependency to anyone (orchestrators and load balancers call it without
+credentials), but the error text and details (host names, addresses, driver messages) only to staff signed
+in to the admin; everyone else reads `status` per check.
+"""
 
 from __future__ import annotations
 
@@ -56,5 +61,9 @@ def readiness(request: HttpRequest) -> JsonResponse:
             checks[name] = {"status": "ok", **({"detail": detail} if detail else {})}
         checks[name]["ms"] = round((time.monotonic() - started) * 1000, 1)
     failed = [name for name, result in checks.items() if result["status"] != "ok"]
+    if not request.user.is_staff:
+        for result in checks.values():
+            result.pop("error", None)
+            result.pop("detail", None)
     body = {"status": "ok" if not failed else "unavailable", "failed": failed, "checks": checks}
     return JsonResponse(body, status=503 if failed else 200)

@@ -4,8 +4,8 @@ The server renders what changes rarely (the location tree, a sensor's thresholds
 each page's script polls the REST API with the session login for the rest, so the pages show exactly what
 API consumers see and every action goes through the API's own permission checks.
 
-Who may look: anyone holding a role (viewer, operator, admin; superusers are admins), the same people who
-may read the API the pages are drawn from. Viewers are not staff (they have no business in the model admin),
+Who may look: anyone holding a reading role (viewer, operator, admin; superusers are admins), the same people
+who may read the API the pages are drawn from; the ingest role of gateways reads nothing. Viewers are not staff (they have no business in the model admin),
 so the dashboard has its own login page, in the admin's look, that accepts them. Acting (acknowledge,
 resolve, send a command) needs the operator role, as in the API.
 """
@@ -43,7 +43,8 @@ def role_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path(), login_url=reverse("dashboard:login"))
-        if role_of(request.user) is None:
+        role = role_of(request.user)
+        if role is None or role < Role.VIEWER:  # the ingest role reads nothing
             context = page_context(request, title="No access")
             return TemplateResponse(request, "dashboard/forbidden.html", context, status=403)
         return view(request, *args, **kwargs)

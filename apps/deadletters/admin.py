@@ -17,7 +17,8 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def short_error(self, obj: DeadLetter) -> str:
         return obj.error[:120]
 
-    @admin.action(description="Replay the selected dead letters")
+    # Replaying re-runs work with its original arguments; only admins hold the change permission here.
+    @admin.action(description="Replay the selected dead letters", permissions=["change"])
     def replay(self, request, queryset):
         replayable = queryset.filter(source="task")
         for dead_letter in replayable:

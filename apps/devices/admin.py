@@ -117,7 +117,8 @@ class DeviceAdmin(admin.ModelAdmin):
             messages.WARNING,
         )
 
-    @admin.action(description="Rotate ingest key")
+    # The new keys are shown on the page and the old ones stop working: as in the API, admins only.
+    @admin.action(description="Rotate ingest key", permissions=["change"])
     def rotate_ingest_key(self, request, queryset) -> None:
         rotated = [(device.device_id, device_rotate_key(device=device)) for device in queryset]
         self.message_user(

@@ -129,6 +129,7 @@ class DeviceViewSet(viewsets.ModelViewSet):
     search_fields = ["device_id", "name", "manufacturer", "model"]
     ordering_fields = ["id", "device_id", "name", "last_seen", "status", "connection_status", "created_at"]
     device_actions = ("heartbeat",)
+    ingest_actions = ("heartbeat",)
     action_roles = {"heartbeat": Role.OPERATOR}
 
     @extend_schema(responses={201: DeviceWithKeySerializer})
@@ -152,7 +153,7 @@ class DeviceViewSet(viewsets.ModelViewSet):
             200: DeviceSerializer,
             403: OpenApiResponse(ErrorSerializer, description="A device key for another device, or a viewer."),
         },
-        summary="Record a heartbeat (device key of this device, or an operator)",
+        summary="Record a heartbeat (device key of this device, the ingest role, or an operator)",
     )
     @action(detail=True, methods=["post"])
     def heartbeat(self, request, pk=None):

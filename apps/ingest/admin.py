@@ -26,7 +26,8 @@ class IngestBatchAdmin(admin.ModelAdmin):
     exclude = ["payload"]
     actions = ["requeue"]
 
-    @admin.action(description="Queue the selected unfinished batches again")
+    # Only admins hold the change permission on batches.
+    @admin.action(description="Queue the selected unfinished batches again", permissions=["change"])
     def requeue(self, request, queryset):
         unfinished = queryset.exclude(status=IngestBatch.Status.DONE).values_list("pk", flat=True)
         for batch_id in unfinished:

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import request_device
-from apps.accounts.roles import Role
+from apps.accounts.roles import Role, role_of
 from apps.core.errors import ApplicationError
 from apps.core.parsers import FastJSONParser
 from apps.core.timeparams import parse_time_param
@@ -102,6 +102,7 @@ class IngestView(APIView):
     throttle_classes = [*APIView.throttle_classes, IngestReadingsThrottle]
     write_role = Role.OPERATOR
     device_actions = ("*",)
+    ingest_actions = ("*",)
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
@@ -138,6 +139,7 @@ class IngestView(APIView):
 
 class BatchDetailView(APIView):
     device_actions = ("*",)
+    ingest_actions = ("*",)
 
     @extend_schema(responses={200: BatchSerializer}, summary="Status and counts of an ingest batch", tags=["ingest"])
     def get(self, request, batch_id):
@@ -145,6 +147,8 @@ class BatchDetailView(APIView):
         device = request_device(request)
         if device is not None:
             batches = batches.filter(device=device)  # a device sees only its own batches
+        elif role_of(request.user) == Role.INGEST:
+            batches = batches.filter(user=request.user)  # and so does a gateway
         return Response(BatchSerializer(get_object_or_404(batches, pk=batch_id)).data)
 
 

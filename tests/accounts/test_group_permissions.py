@@ -46,3 +46,23 @@ def test_an_operator_can_use_the_threshold_admin_but_not_the_device_admin(client
     assert client.get("/admin/thresholds/threshold/add/").status_code == 200
     assert client.get("/admin/devices/device/add/").status_code == 403
     assert client.get("/admin/devices/device/").status_code == 200  # viewing is allowed
+
+
+def test_operators_run_the_alert_and_command_lifecycles_but_never_delete_their_history():
+    operator = codenames("operator")
+    assert {"change_alert", "change_command", "delete_maintenancewindow"} <= operator
+    assert not {"delete_alert", "add_alert", "delete_command", "add_command"} & operator
+
+
+def test_operators_hold_no_permission_that_changes_the_beat_schedule_or_replays_work():
+    operator = codenames("operator")
+    assert "view_periodictask" in operator
+    assert not {code for code in operator if code.endswith(("periodictask", "deadletter", "ingestbatch"))} - {
+        "view_periodictask",
+        "view_deadletter",
+        "view_ingestbatch",
+    }
+
+
+def test_the_ingest_group_holds_no_admin_permission():
+    assert codenames("ingest") == set()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 
 from apps.accounts.roles import Role
 from apps.devices.models import Device, Sensor, SensorType
@@ -93,9 +93,9 @@ ENDPOINTS = [
     Endpoint("device-detail", "patch", ADMINS, args=env_002, body=lambda w: {"fw_version": "9.9"}),
     Endpoint("device-detail", "delete", ADMINS, 204, args=pk(lambda w: make_device("spare-1")[0])),
     Endpoint("device-rotate-key", "post", ADMINS, args=env_002),
-    # The device principal is env-001: it may beat its own heart only.
-    Endpoint("device-heartbeat", "post", OPERATORS | {"device"}, args=env_001, body=lambda w: {}),
-    Endpoint("device-heartbeat", "post", OPERATORS, args=env_002, body=lambda w: {}),
+    # The device principal is env-001: it may beat its own heart only; a gateway (ingest) beats any device's.
+    Endpoint("device-heartbeat", "post", OPERATORS | {"device", "ingest"}, args=env_001, body=lambda w: {}),
+    Endpoint("device-heartbeat", "post", OPERATORS | {"ingest"}, args=env_002, body=lambda w: {}),
     # sensors
     Endpoint("sensor-list", "get", READERS),
     Endpoint(
@@ -158,9 +158,9 @@ ENDPOINTS = [
     ),
     Endpoint("threshold-mapping-detail", "patch", OPERATORS, args=mapping, body=lambda w: {"enabled": False}),
     Endpoint("threshold-mapping-detail", "delete", OPERATORS, 204, args=mapping),
-    # documentation
-    Endpoint("schema", "get", READERS | {"device"}),
-    Endpoint("swagger-ui", "get", READERS | {"device"}, accept="text/html"),
+    # documentation: for every authenticated caller
+    Endpoint("schema", "get", READERS | {"device", "ingest"}),
+    Endpoint("swagger-ui", "get", READERS | {"device", "ingest"}, accept="text/html"),
     # health: open to everyone (readiness needs a worker; see tests/core/test_health.py)
     Endpoint("health", "get", EVERYONE),
 ]
@@ -229,3 +229,39 @@ def test_every_configuration_route_is_in_the_table():
 
     assert routes, "no routes found: has the URL configuration moved?"
     assert routes - in_table == set(), "add these endpoints to ENDPOINTS"
+
+
+# What the ingest role of gateways may call; every other API route answers it 403.
+INGEST_ROUTES = {("ingest", "post"), ("ingest-batch", "get"), ("device-heartbeat", "post")}
+# Routes that check no role: the token exchange, and export downloads (a signed link or the job's owner).
+OPEN_TO_ALL = {("auth-token", "post"), ("export-job-download", "get")}
+
+
+def _sample_url(url_name: str) -> str:
+    """The route with values for its URL parameters that pass its converters (permissions are checked first)."""
+    possibilities = [params for entry in get_resolver().reverse_dict.getlist(url_name) for _, params in entry[0]]
+    params = next(params for params in possibilities if "format" not in params)  # not DRF's .json suffix routes
+    try:
+        return reverse(url_name, kwargs=dict.fromkeys(params, "1"))
+    except NoReverseMatch:
+        return reverse(url_name, kwargs=dict.fromkeys(params, "00000000-0000-0000-0000-000000000001"))
+
+
+@pytest.mark.django_db
+def test_the_ingest_role_reaches_nothing_but_sending_readings_heartbeats_and_its_batches(world, ingest_api):
+    routes = sorted(
+        {
+            (name, method)
+            for name, method, view_class in _api_routes(get_resolver().url_patterns)
+            if view_class.__module__.split(".")[0::2][:2] == ["apps", "api"]  # apps.<app>.api[.<module>]
+        }
+    )
+    answers = {}
+    for name, method in routes:
+        url = _sample_url(name)
+        answers[(name, method)] = getattr(ingest_api, method)(url, {}, format="json").status_code
+
+    refused = {route for route, status in answers.items() if status == 403}
+    assert INGEST_ROUTES <= set(answers), "has an ingest route moved?"
+    assert set(answers) - refused - OPEN_TO_ALL == INGEST_ROUTES
+    assert answers[("ingest-batch", "get")] == 404  # the sample batch is nobody's; past the permission check

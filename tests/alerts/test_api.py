@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from apps.alerts.models import Alert, AlertEvent, MaintenanceWindow, ThresholdState
@@ -238,3 +239,29 @@ def test_a_maintenance_window_needs_a_scope_and_an_end_after_its_start(operator_
 
     assert response.status_code == 400
     assert_error_shape(response, "location", "ends_at")
+
+
+@override_settings(MAINTENANCE_WINDOW_MAX_DAYS=7)
+def test_a_maintenance_window_may_last_at_most_the_maximum(world, operator_api):
+    body = {"name": "Retrofit", "location": world.building_b.pk, "starts_at": T0.isoformat()}
+
+    too_long = operator_api.post(
+        f"{API}/maintenance-windows/",
+        {**body, "ends_at": (T0 + timedelta(days=7, seconds=1)).isoformat()},
+        format="json",
+    )
+    longest = operator_api.post(
+        f"{API}/maintenance-windows/", {**body, "ends_at": (T0 + timedelta(days=7)).isoformat()}, format="json"
+    )
+    stretched = operator_api.patch(
+        f"{API}/maintenance-windows/{longest.json()['id']}/",
+        {"ends_at": (T0 + timedelta(days=30)).isoformat()},
+        format="json",
+    )
+
+    assert too_long.status_code == 400
+    assert "at most 7 days" in assert_error_shape(too_long, "ends_at")["errors"]["ends_at"][0]
+    assert longest.status_code == 201, longest.content
+    assert stretched.status_code == 400
+    assert_error_shape(stretched, "ends_at")
+    assert MaintenanceWindow.objects.get().ends_at == T0 + timedelta(days=7)

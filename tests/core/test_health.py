@@ -50,3 +50,17 @@ def test_readiness_is_503_naming_redis_when_redis_is_unreachable(client):
     assert body["checks"]["database"]["status"] == "ok"
     # The worker ping goes through the broker, so it is reported as skipped rather than waited for.
     assert body["checks"]["workers"]["status"] == "error"
+
+
+@pytest.mark.django_db
+def test_readiness_names_the_failed_dependency_to_anyone_but_its_error_only_to_staff(client, admin_user):
+    unreachable = f"redis://127.0.0.1:{closed_port()}/0"
+    with override_settings(REDIS_URL=unreachable, HEALTH_CHECK_TIMEOUT_S=0.5):
+        anonymous = client.get("/health/ready").json()
+        client.force_login(admin_user)
+        staff = client.get("/health/ready").json()
+
+    assert anonymous["failed"] == staff["failed"] == ["redis", "workers"]
+    assert anonymous["checks"]["redis"] == {"status": "error", "ms": anonymous["checks"]["redis"]["ms"]}
+    assert not any("error" in check or "detail" in check for check in anonymous["checks"].values())
+    assert "Connection" in staff["checks"]["redis"]["error"]
