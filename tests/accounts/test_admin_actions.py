@@ -31,6 +31,9 @@ from apps.accounts.group_permissions import sync_role_permissions
 from apps.accounts.roles import Role
 from apps.aggregates.models import ExportJob, RollupState
 from apps.alerts.models import MaintenanceWindow
+from apps.anomaly.detectors import new_states
+from apps.anomaly.models import AnomalyRule
+from apps.anomaly.states import states_save
 from apps.commands.services import command_create
 from apps.deadletters.models import DeadLetter
 from apps.ingest.models import IngestBatch
@@ -51,6 +54,8 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("alerts.Alert", "resolve"): OPERATORS,
     ("alerts.MaintenanceWindow", "delete_selected"): OPERATORS,
     ("alerts.ThresholdState", "delete_selected"): ADMINS,
+    ("anomaly.AnomalyRule", "delete_selected"): OPERATORS,
+    ("anomaly.AnomalyState", "delete_selected"): ADMINS,
     ("auth.Group", "delete_selected"): ADMINS,
     ("auth.User", "delete_selected"): ADMINS,
     ("commands.Command", "delete_selected"): ADMINS,
@@ -122,6 +127,10 @@ def _periodic_task(world: World) -> None:
 ROW_BUILDERS = {
     "aggregates.ExportJob": lambda world: ExportJob.objects.create(kind="readings", format="csv"),
     "aggregates.RollupState": lambda world: RollupState.objects.get_or_create(pk=RollupState.SINGLETON),
+    "anomaly.AnomalyRule": lambda world: AnomalyRule.objects.create(
+        sensor_type=world.sensor_types["temperature"], enabled=True
+    ),
+    "anomaly.AnomalyState": lambda world: states_save([world.sensors["env-001/temperature"].pk], new_states(1)),
     "alerts.Alert": _alert_with_notification,
     "alerts.ThresholdState": _alert_with_notification,
     "alerts.MaintenanceWindow": lambda world: MaintenanceWindow.objects.create(
