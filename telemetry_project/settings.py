@@ -296,8 +296,11 @@ EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "media" / "outbox"))
 if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive; set one of them.")
 NOTIFY_EMAIL_FROM = env_str("NOTIFY_EMAIL_FROM", "telemetry@localhost")
-# Seconds a webhook receiver has to answer.
+# Seconds one webhook delivery may take in all: name lookup, connect, TLS, sending, the answer's headers.
 NOTIFY_WEBHOOK_TIMEOUT_S = env_float("NOTIFY_WEBHOOK_TIMEOUT_S", 5.0, minimum=0.1)
+# Webhooks go to public addresses only (apps/core/egress.py); these networks (CIDRs) are allowed besides, e.g.
+# a receiver on the plant network. Cloud metadata addresses stay refused.
+WEBHOOK_ALLOWED_NETWORKS = env_networks("WEBHOOK_ALLOWED_NETWORKS", "")
 # SMS and push: "console" (development: written to the worker's output) or "http" (a JSON gateway).
 NOTIFY_SMS_BACKEND = env_choice("NOTIFY_SMS_BACKEND", "console", {"console", "http"})
 NOTIFY_SMS_GATEWAY_URL = env_str("NOTIFY_SMS_GATEWAY_URL", "")
@@ -305,6 +308,7 @@ NOTIFY_SMS_GATEWAY_TOKEN = env_str("NOTIFY_SMS_GATEWAY_TOKEN", "")
 NOTIFY_PUSH_BACKEND = env_choice("NOTIFY_PUSH_BACKEND", "console", {"console", "http"})
 NOTIFY_PUSH_GATEWAY_URL = env_str("NOTIFY_PUSH_GATEWAY_URL", "")
 NOTIFY_PUSH_GATEWAY_TOKEN = env_str("NOTIFY_PUSH_GATEWAY_TOKEN", "")
+# Seconds one SMS or push delivery may take in all (as the webhook timeout).
 NOTIFY_GATEWAY_TIMEOUT_S = env_float("NOTIFY_GATEWAY_TIMEOUT_S", 5.0, minimum=0.1)
 for _channel in ("SMS", "PUSH"):
     if globals()[f"NOTIFY_{_channel}_BACKEND"] == "http" and not globals()[f"NOTIFY_{_channel}_GATEWAY_URL"]:

@@ -6,6 +6,9 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("DEBUG", "false")
 # A Redis database of its own, so a running development system and the tests never share queues or cache.
 os.environ.setdefault("REDIS_URL", "redis://localhost:6379/15")
+# The tests' webhook receivers listen on this machine (the worker they start inherits this too). The tests of
+# the address rules themselves run with the production default, none (tests/notifications/test_egress.py).
+os.environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 
 # Every process of a test run (pytest and the worker it starts, which inherits this environment) counts
 # metrics into one fresh directory, so /metrics sees the worker's counts too.
