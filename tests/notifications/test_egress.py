@@ -14,10 +14,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from importlib import import_module
 
 import pytest
 import trustme
 from django.conf import settings as django_settings
+from django.db import connection
+from django.urls import reverse
 
 from apps.core import egress
 from apps.notifications.models import Notification, Subscription
@@ -181,6 +184,22 @@ def test_credentials_in_a_webhook_url_are_refused(world, operator_api):
 
     assert response.status_code == 400, response.content
     assert "no credentials" in assert_error_shape(response, "channels[0].target")["errors"]["channels[0].target"][0]
+
+
+def test_the_admin_form_refuses_internal_targets_too(admin_client, world):
+    response = admin_client.post(
+        reverse("admin:notifications_subscription_add"),
+        {
+            "name": "IMDS",
+            "min_severity": "warning",
+            "channels": '[{"type": "webhook", "target": "http://169.254.169.254/latest/"}]',
+            "time_zone": "UTC",
+        },
+    )
+
+    assert response.status_code == 200  # the form again, with its errors
+    assert "169.254.169.254 is a cloud metadata address" in str(response.context["adminform"].form.errors)
+    assert not Subscription.objects.exists()
 
 
 def test_a_name_that_does_not_resolve_yet_is_accepted_and_checked_at_delivery(world, operator_api):
@@ -418,10 +437,6 @@ def test_the_sms_gateway_set_by_the_operator_of_the_server_may_be_internal(immed
 
 
 def test_answer_bodies_kept_by_older_deliveries_are_dropped_by_the_migration(immediate, receiver):
-    from importlib import import_module
-
-    from django.db import connection
-
     migration = import_module("apps.notifications.migrations.0003_last_error_without_response_bodies")
     notification = notify(receiver.url)
     older = f'HTTP 500 from {receiver.url}: {{"detail": "db password rejected for user app"}}'
