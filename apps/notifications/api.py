@@ -35,7 +35,8 @@ class ChannelSerializer(serializers.Serializer):
         allow_blank=True,
         required=False,
         default="",
-        help_text="email: an address (empty: the subscription user's); webhook: an http(s) URL; "
+        help_text="email: an address (empty: the subscription user's); webhook: an http(s) URL of a public "
+        "address (or one in WEBHOOK_ALLOWED_NETWORKS), without credentials; "
         "sms: a phone number in E.164 (+491701234567); push: a device token or topic.",
     )
 

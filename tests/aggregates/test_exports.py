@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 import time
 import tracemalloc
 from datetime import timedelta
@@ -15,7 +14,6 @@ import openpyxl
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
-from django.db import connection
 from django.utils import timezone
 
 from apps.accounts.roles import Role
@@ -25,6 +23,7 @@ from apps.aggregates.services import rollups_refresh
 from apps.core.errors import ApplicationError
 from apps.ingest.resolution import clear_cache
 from tests.aggregates.helpers import at, insert_raw, raw_buckets, series, store
+from tests.concurrency import at_once
 from tests.factories import API, assert_error_shape, make_device, make_location, make_sensor, make_user, token_client
 
 pytestmark = pytest.mark.django_db
@@ -345,26 +344,10 @@ def test_requests_at_the_same_moment_cannot_pass_the_quota_together(world, setti
     settings.EXPORTS_MAX_ACTIVE_JOBS_PER_USER = 1
     user, _ = make_user("viewer", Role.VIEWER)
     plan = export_plan(ExportJob.Kind.READINGS, {"sensor": "env-001/temperature"})
-    start = threading.Barrier(4)
-    outcomes: list[str] = []
+    outcomes = at_once(lambda: export_job_create(plan=plan, format="csv", user_id=user.pk), 4)
 
-    def create() -> None:
-        try:
-            start.wait()
-            export_job_create(plan=plan, format="csv", user_id=user.pk)
-            outcomes.append("created")
-        except ApplicationError as exc:
-            outcomes.append(str(exc.status_code))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=create) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert sorted(outcomes) == ["429", "429", "429", "created"]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, ApplicationError)]
+    assert [error.status_code for error in refused] == [429, 429, 429]
     assert ExportJob.objects.count() == 1
 
 

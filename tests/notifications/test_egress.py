@@ -100,6 +100,14 @@ def immediate(world):
     return world
 
 
+def subscribe(api, *targets: str):
+    """POST a subscription with an email channel and a webhook channel per target."""
+    channels = [{"type": "email", "target": "ops@example.com"}] + [
+        {"type": "webhook", "target": target} for target in targets
+    ]
+    return api.post(SUBSCRIPTIONS, {"name": "hook", "channels": channels}, format="json")
+
+
 def notify(target: str) -> Notification:
     """A webhook notification of a critical alert, its subscription saved without the API's checks (as a row
     from before them would be)."""
@@ -142,22 +150,13 @@ def test_subscriptions_to_internal_addresses_are_refused_naming_the_target(
     world, operator_api, receiver, dns, url, reason
 ):
     dns.answers["hooks.internal.example.com"] = [["127.0.0.1"]]
-    body = {
-        "name": "hook",
-        "channels": [{"type": "email", "target": "ops@example.com"}, {"type": "webhook", "target": url}],
-    }
 
-    response = operator_api.post(SUBSCRIPTIONS, _on_receiver_body(body, receiver), format="json")
+    response = subscribe(operator_api, _on_receiver(url, receiver))
 
     assert response.status_code == 400, response.content
     errors = assert_error_shape(response, "channels[1].target")["errors"]
     assert reason in errors["channels[1].target"][0]
     assert not Subscription.objects.exists()
-
-
-def _on_receiver_body(body: dict, receiver: Receiver) -> dict:
-    channels = [{**channel, "target": _on_receiver(channel["target"], receiver)} for channel in body["channels"]]
-    return {**body, "channels": channels}
 
 
 def test_changing_a_subscription_to_an_internal_target_is_refused(world, operator_api):
@@ -176,14 +175,10 @@ def test_changing_a_subscription_to_an_internal_target_is_refused(world, operato
 
 
 def test_credentials_in_a_webhook_url_are_refused(world, operator_api):
-    response = operator_api.post(
-        SUBSCRIPTIONS,
-        {"name": "hook", "channels": [{"type": "webhook", "target": "https://user:pass@scada.example.com/hook"}]},
-        format="json",
-    )
+    response = subscribe(operator_api, "https://user:pass@scada.example.com/hook")
 
     assert response.status_code == 400, response.content
-    assert "no credentials" in assert_error_shape(response, "channels[0].target")["errors"]["channels[0].target"][0]
+    assert "no credentials" in assert_error_shape(response, "channels[1].target")["errors"]["channels[1].target"][0]
 
 
 def test_the_admin_form_refuses_internal_targets_too(admin_client, world):
@@ -203,11 +198,7 @@ def test_the_admin_form_refuses_internal_targets_too(admin_client, world):
 
 
 def test_a_name_that_does_not_resolve_yet_is_accepted_and_checked_at_delivery(world, operator_api):
-    response = operator_api.post(
-        SUBSCRIPTIONS,
-        {"name": "hook", "channels": [{"type": "webhook", "target": "https://not-yet.invalid/hook"}]},
-        format="json",
-    )
+    response = subscribe(operator_api, "https://not-yet.invalid/hook")
 
     assert response.status_code == 201, response.content
 
@@ -242,12 +233,10 @@ def test_a_name_with_one_internal_address_among_public_ones_is_refused(immediate
 def test_the_allowed_networks_admit_a_local_receiver(immediate, operator_api, receiver, settings):
     allow(settings, "127.0.0.0/8")
 
-    created = operator_api.post(
-        SUBSCRIPTIONS, {"name": "local", "channels": [{"type": "webhook", "target": receiver.url}]}, format="json"
-    )
+    created = subscribe(operator_api, receiver.url)
     assert created.status_code == 201, created.content
     evaluate(readings("env-001/temperature", (0, 45)))
-    notification = Notification.objects.get()
+    notification = Notification.objects.get(channel="webhook")
 
     assert notification_deliver(notification_id=notification.pk).status == "sent"
     assert len(receiver.received()) == 1
@@ -263,11 +252,7 @@ def test_an_ipv4_network_allowed_admits_its_ipv4_mapped_spelling(settings):
 def test_metadata_addresses_stay_refused_inside_allowed_networks(immediate, operator_api, settings):
     allow(settings, "0.0.0.0/0", "::/0")
 
-    response = operator_api.post(
-        SUBSCRIPTIONS,
-        {"name": "imds", "channels": [{"type": "webhook", "target": "http://169.254.169.254/latest/"}]},
-        format="json",
-    )
+    response = subscribe(operator_api, "http://169.254.169.254/latest/")
     assert response.status_code == 400, response.content
 
     notification = notify("http://[::ffff:169.254.169.254]/latest/")
