@@ -73,6 +73,8 @@ def setup_environment(args: argparse.Namespace) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="telemetry_project.settings",
         LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT),
+        # The receiver runs in this process, on this machine: outside the public addresses webhooks go to.
+        WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32",
     )
     os.environ.update(env)
     return env

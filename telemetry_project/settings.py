@@ -247,11 +247,13 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = (Queue("ingest"), Queue("alerts"), Queue("default"))
+CELERY_TASK_QUEUES = (Queue("ingest"), Queue("alerts"), Queue("default"), Queue("exports"))
 CELERY_TASK_ROUTES = {
     "ingest.*": {"queue": "ingest"},
     "alerts.*": {"queue": "alerts"},
     "notifications.*": {"queue": "alerts"},
+    # Export jobs run for minutes: a queue of their own, so ingest and alerts never wait behind them.
+    "aggregates.run_export": {"queue": "exports"},
     "aggregates.*": {"queue": "default"},
     "devices.*": {"queue": "default"},
     "housekeeping.*": {"queue": "default"},
@@ -348,8 +350,11 @@ EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "media" / "outbox"))
 if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive; set one of them.")
 NOTIFY_EMAIL_FROM = env_str("NOTIFY_EMAIL_FROM", "telemetry@localhost")
-# Seconds a webhook receiver has to answer.
+# Seconds one webhook delivery may take in all: name lookup, connect, TLS, sending, the answer's headers.
 NOTIFY_WEBHOOK_TIMEOUT_S = env_float("NOTIFY_WEBHOOK_TIMEOUT_S", 5.0, minimum=0.1)
+# Webhooks go to public addresses only (apps/core/egress.py); these networks (CIDRs) are allowed besides, e.g.
+# a receiver on the plant network. Cloud metadata addresses stay refused.
+WEBHOOK_ALLOWED_NETWORKS = env_networks("WEBHOOK_ALLOWED_NETWORKS", "")
 # SMS and push: "console" (development: written to the worker's output) or "http" (a JSON gateway).
 NOTIFY_SMS_BACKEND = env_choice("NOTIFY_SMS_BACKEND", "console", {"console", "http"})
 NOTIFY_SMS_GATEWAY_URL = env_str("NOTIFY_SMS_GATEWAY_URL", "")
@@ -357,6 +362,7 @@ NOTIFY_SMS_GATEWAY_TOKEN = env_str("NOTIFY_SMS_GATEWAY_TOKEN", "")
 NOTIFY_PUSH_BACKEND = env_choice("NOTIFY_PUSH_BACKEND", "console", {"console", "http"})
 NOTIFY_PUSH_GATEWAY_URL = env_str("NOTIFY_PUSH_GATEWAY_URL", "")
 NOTIFY_PUSH_GATEWAY_TOKEN = env_str("NOTIFY_PUSH_GATEWAY_TOKEN", "")
+# Seconds one SMS or push delivery may take in all (as the webhook timeout).
 NOTIFY_GATEWAY_TIMEOUT_S = env_float("NOTIFY_GATEWAY_TIMEOUT_S", 5.0, minimum=0.1)
 for _channel in ("SMS", "PUSH"):
     if globals()[f"NOTIFY_{_channel}_BACKEND"] == "http" and not globals()[f"NOTIFY_{_channel}_GATEWAY_URL"]:
@@ -425,8 +431,12 @@ ROLLUPS_RETENTION_DAYS = env_int("ROLLUPS_RETENTION_DAYS", 730, minimum=1)
 RETENTION_PURGE_CHUNK_MINUTES = env_int("RETENTION_PURGE_CHUNK_MINUTES", 60, minimum=1)
 RETENTION_PURGE_BUDGET_S = env_float("RETENTION_PURGE_BUDGET_S", 90.0, minimum=1)
 # Exports: more rows than this become a background job with a download link instead of a streamed answer;
-# its file is kept this many hours; the job task may run this long.
+# its file is kept this many hours; the job task may run this long. One export may hold at most
+# EXPORTS_MAX_ROWS rows (readings, or buckets times series; more is a 400), and a user may have at most
+# EXPORTS_MAX_ACTIVE_JOBS_PER_USER jobs queued or running at once (more is a 429).
 EXPORTS_SYNC_MAX_ROWS = env_int("EXPORTS_SYNC_MAX_ROWS", 100_000, minimum=0)
+EXPORTS_MAX_ROWS = env_int("EXPORTS_MAX_ROWS", 5_000_000, minimum=1)
+EXPORTS_MAX_ACTIVE_JOBS_PER_USER = env_int("EXPORTS_MAX_ACTIVE_JOBS_PER_USER", 3, minimum=1)
 EXPORTS_EXPIRE_HOURS = env_int("EXPORTS_EXPIRE_HOURS", 24, minimum=1)
 EXPORTS_TASK_TIME_LIMIT_S = env_int("EXPORTS_TASK_TIME_LIMIT_S", 1800, minimum=60)
 

@@ -10,6 +10,9 @@ os.environ.setdefault("REDIS_URL", "redis://localhost:6379/15")
 # Every request of the suite comes from one address, and the schema tests send the token endpoint wrong
 # passwords, so the login limit is out of the way; tests/accounts/test_login_throttling.py sets its own.
 os.environ.setdefault("LOGIN_FAILURE_LIMIT", "1000")
+# The tests' webhook receivers listen on this machine (the worker they start inherits this too). The tests of
+# the address rules themselves run with the production default, none (tests/notifications/test_egress.py).
+os.environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 
 # Every process of a test run (pytest and the worker it starts, which inherits this environment) counts
 # metrics into one fresh directory, so /metrics sees the worker's counts too.

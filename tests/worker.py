@@ -20,7 +20,7 @@ from kombu.exceptions import ChannelError
 
 from workers.celery import app as celery_app
 
-QUEUES = ("ingest", "alerts", "default")
+QUEUES = ("ingest", "alerts", "default", "exports")
 # Where kombu's Redis transport keeps delivered but unacknowledged messages; left over from an earlier run
 # they would be restored into the queues once their visibility timeout passes.
 UNACKED_KEYS = ("unacked", "unacked_index", "unacked_mutex")

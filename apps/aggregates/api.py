@@ -13,7 +13,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,7 +22,7 @@ from apps.aggregates.buckets import INTERVALS, iso_in_zone
 from apps.aggregates.exports import (
     ExportPlan,
     download_signature,
-    download_signature_valid,
+    export_job_check_download,
     export_job_create,
     export_plan,
 )
@@ -31,6 +30,7 @@ from apps.aggregates.formats import CONTENT_TYPES, FORMATS, csv_chunks, file_chu
 from apps.aggregates.models import ExportJob
 from apps.aggregates.params import Selection, parse_aggregate_query, refuse
 from apps.aggregates.selectors import FUNCTIONS, GROUP_BY, AggregateQuery, Series, aggregate_series
+from apps.core.schema import ErrorSerializer
 
 
 class FastJSONRenderer(JSONRenderer):
@@ -167,7 +167,8 @@ class AggregatesView(APIView):
 class ExportJobSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="This job's status.")
     download_url = serializers.SerializerMethodField(
-        help_text="A link that downloads the file without further credentials until `expires_at`; null until done."
+        help_text="The signed link that downloads the file until `expires_at`, for the job's creator (or an admin) "
+        "with their credentials; null until done."
     )
 
     class Meta:
@@ -242,6 +243,13 @@ EXPORT_RESPONSES = {
         ExportJobSerializer,
         description="More rows than EXPORTS_SYNC_MAX_ROWS: a job writes the file; poll its `url` for `download_url`.",
     ),
+    400: OpenApiResponse(
+        ErrorSerializer,
+        description="A bad parameter, or more rows than EXPORTS_MAX_ROWS (naming start/end or interval).",
+    ),
+    429: OpenApiResponse(
+        ErrorSerializer, description="EXPORTS_MAX_ACTIVE_JOBS_PER_USER of your export jobs are queued or running."
+    ),
 }
 FORMAT_PARAMETER = OpenApiParameter("format", str, enum=list(FORMATS), description="File format. Default csv.")
 
@@ -305,9 +313,9 @@ class ExportJobViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class ExportDownloadView(APIView):
-    """The file of a done job, for its signed link (no credentials needed) or for its owner or an admin."""
+    """The file of a done job: its signed link, with the credentials of its creator or an admin (see
+    export_job_check_download for the rule)."""
 
-    permission_classes = [AllowAny]
     content_negotiation_class = IgnoreFormatNegotiation
 
     @extend_schema(
@@ -317,26 +325,28 @@ class ExportDownloadView(APIView):
                 (200, content_type): OpenApiResponse(OpenApiTypes.BINARY, description="The export file.")
                 for content_type in (CONTENT_TYPES["csv"].split(";")[0], CONTENT_TYPES["ndjson"], CONTENT_TYPES["xlsx"])
             },
-            401: OpenApiResponse(description="No valid signature and no credentials."),
-            403: OpenApiResponse(description="Credentials of someone else than the job's owner or an admin."),
-            409: OpenApiResponse(description="The job is not done (yet)."),
-            410: OpenApiResponse(description="The job expired and its file is deleted."),
+            401: OpenApiResponse(ErrorSerializer, description="No credentials."),
+            403: OpenApiResponse(
+                ErrorSerializer,
+                description="No or a wrong signature, or credentials of someone else than the job's creator or an "
+                "admin (devices never).",
+            ),
+            409: OpenApiResponse(ErrorSerializer, description="The job is not done (yet)."),
+            410: OpenApiResponse(
+                ErrorSerializer, description="The job expired (its file is deleted), or the link is older than the job."
+            ),
         },
-        summary="Download the file of an export job",
+        summary="Download the file of an export job (its creator or an admin, through its signed download_url)",
         tags=["exports"],
     )
     def get(self, request, pk):
         job = get_object_or_404(ExportJob, pk=pk)
-        signature = request.query_params.get("signature")
-        if not (signature and download_signature_valid(job, signature)):
-            if not request.user or not request.user.is_authenticated:
-                return Response({"detail": "Give the link's signature or credentials.", "errors": {}}, status=401)
-            if role_of(request.user) != Role.ADMIN and job.created_by_id != getattr(request.user, "pk", None):
-                return Response({"detail": "Not your export.", "errors": {}}, status=403)
-        if job.status == ExportJob.Status.EXPIRED:
-            return Response({"detail": "This export expired; run it again.", "errors": {}}, status=410)
-        if job.status != ExportJob.Status.DONE or not job.file:
-            return Response({"detail": f"This export is {job.status}, not done.", "errors": {}}, status=409)
+        export_job_check_download(
+            job=job,
+            user_id=request.user.pk,
+            is_admin=role_of(request.user) == Role.ADMIN,
+            signature=request.query_params.get("signature"),
+        )
         response = StreamingHttpResponse(
             file_chunks(default_storage.open(job.file)), content_type=CONTENT_TYPES[job.format]
         )

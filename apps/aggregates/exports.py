@@ -1,9 +1,11 @@
 """Exports of readings and aggregates: the rows, their size, and the background jobs for large ones.
 
 A request whose export would hold more than EXPORTS_SYNC_MAX_ROWS rows becomes an ExportJob: a task on the
-`default` queue writes the file to storage, the job's status is readable in the API, and a signed download
-link works until the job expires. A job is claimed with a lease that the writing task renews, so a
-redelivered message does not write it twice and a job whose worker died is queued again by the sweep.
+`exports` queue (its own, so ingest and alerts never wait behind it) writes the file to storage, the job's
+status is readable in the API, and its download link is signed with a time and works until the job expires.
+A job is claimed with a lease that the writing task renews, so a redelivered message does not write it twice
+and a job whose worker died is queued again by the sweep. An export holds at most EXPORTS_MAX_ROWS rows, and
+a user has at most EXPORTS_MAX_ACTIVE_JOBS_PER_USER jobs queued or running.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from django.utils import timezone
 from apps.aggregates.buckets import bucket_count_bound, iso_in_zone
 from apps.aggregates.formats import write_file
 from apps.aggregates.models import ExportJob
-from apps.aggregates.params import Selection, parse_aggregate_query, parse_selection, series_count
+from apps.aggregates.params import Selection, parse_aggregate_query, parse_selection, refuse, series_count
 from apps.aggregates.selectors import (
     AggregateQuery,
     aggregate_rows,
@@ -44,7 +46,9 @@ RUN_EXPORT_TASK = "aggregates.run_export"
 LEASE = timedelta(seconds=120)
 # A queued job that no worker started within this time lost its message (the broker was down).
 QUEUED_TOO_LONG = timedelta(minutes=10)
-_SIGNER = signing.Signer(salt="aggregates.export-download")
+_SIGNER = signing.TimestampSigner(salt="aggregates.export-download")
+# Key space of the transaction-level advisory lock that serialises one user's job creations (the quota check).
+_LOCK_USER_EXPORTS = 7302
 READINGS_HEADER = ["sensor", "ts", "value"]
 
 
@@ -115,20 +119,35 @@ def aggregate_export_rows(query: AggregateQuery, selection: Selection) -> Iterat
 
 
 def export_plan(kind: str, params) -> ExportPlan:
-    """Check an export request (ApplicationError naming the bad parameter) and plan its rows."""
+    """Check an export request (ApplicationError naming the bad parameter) and plan its rows. More rows than
+    EXPORTS_MAX_ROWS are refused: readings counted in [start, end), aggregates as buckets times series."""
+    limit = settings.EXPORTS_MAX_ROWS
     if kind == ExportJob.Kind.READINGS:
         selection = parse_selection(params)
+        estimate = readings_count(selection)
+        if estimate > limit:
+            message = (
+                f"[start, end) holds {estimate:,} readings of the selected sensors, more than the {limit:,} one "
+                "export may hold (EXPORTS_MAX_ROWS): export a shorter range or fewer sensors."
+            )
+            raise ApplicationError(message, errors={"start": [message], "end": [message]})
         return ExportPlan(
             kind=kind,
             header=READINGS_HEADER,
             rows=readings_rows(selection),
-            estimated_rows=readings_count(selection),
+            estimated_rows=estimate,
             params=_normalized(params, selection),
         )
     query, selection = parse_aggregate_query(params, limit_size=False)
-    estimate = bucket_count_bound(interval=query.interval, start=query.start, end=query.end) * series_count(
-        query, selection
-    )
+    buckets = bucket_count_bound(interval=query.interval, start=query.start, end=query.end)
+    estimate = buckets * series_count(query, selection)
+    if estimate > limit:
+        refuse(
+            "interval",
+            f"Up to {estimate:,} rows ({buckets:,} {query.interval}s of [start, end) for each series), more than "
+            f"the {limit:,} one export may hold (EXPORTS_MAX_ROWS): use a longer interval, a shorter range, fewer "
+            "sensors or group_by=location or all.",
+        )
     return ExportPlan(
         kind=kind,
         header=[*series_columns(query), "bucket", *query.functions],
@@ -138,9 +157,24 @@ def export_plan(kind: str, params) -> ExportPlan:
     )
 
 
-def export_job_create(*, plan: ExportPlan, format: str, user_id: int | None) -> ExportJob:
-    """Keep the job and queue its task once the row is committed."""
+def export_job_create(*, plan: ExportPlan, format: str, user_id: int) -> ExportJob:
+    """Keep the job and queue its task once the row is committed; 429 when the user has
+    EXPORTS_MAX_ACTIVE_JOBS_PER_USER jobs queued or running already."""
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            # Two requests of one user at once must not both pass the count below.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_USER_EXPORTS, user_id])
+        active = ExportJob.objects.filter(
+            created_by_id=user_id, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING]
+        ).count()
+        limit = settings.EXPORTS_MAX_ACTIVE_JOBS_PER_USER
+        if active >= limit:
+            raise ApplicationError(
+                f"You have {active} export job(s) queued or running, as many as one user may "
+                f"(EXPORTS_MAX_ACTIVE_JOBS_PER_USER={limit}); try again when one has finished "
+                "(GET /api/v1/exports/jobs/ shows them).",
+                status_code=429,
+            )
         job = ExportJob.objects.create(
             kind=plan.kind, format=format, params=plan.params, created_by_id=user_id, estimated_rows=plan.estimated_rows
         )
@@ -265,12 +299,45 @@ def exports_sweep(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def download_signature(job: ExportJob) -> str:
-    return _SIGNER.signature(str(job.pk))
+    """The `signature` of a job's download link: the time it was made and a MAC of that and the job's id."""
+    return _SIGNER.sign(str(job.pk)).split(_SIGNER.sep, 1)[1]
 
 
-def download_signature_valid(job: ExportJob, signature: str) -> bool:
+def export_job_check_download(
+    *, job: ExportJob, user_id: int | None, is_admin: bool, signature: str | None, now: datetime | None = None
+) -> None:
+    """Raise ApplicationError unless this request may download the job's file.
+
+    The rule: the job is done and not past `expires_at`, the request carries the signature of the job's
+    download link, no older than the job's lifetime (finished to expires_at), and it comes from the user who
+    created the job or from an admin. So a leaked link is useless without that user's credentials, and
+    credentials without the link fetch nothing; a job whose creator was deleted is an admin's only."""
+    now = now or timezone.now()
+    if not is_admin and (job.created_by_id is None or job.created_by_id != user_id):
+        raise ApplicationError(
+            "Only the user who asked for this export, or an admin, may download it.", status_code=403
+        )
+    if job.status == ExportJob.Status.EXPIRED or (job.expires_at is not None and job.expires_at <= now):
+        raise ApplicationError("This export expired; run it again.", status_code=410)
+    if job.status != ExportJob.Status.DONE or not job.file or job.expires_at is None or job.finished_at is None:
+        raise ApplicationError(f"This export is {job.status}, not done.", status_code=409)
+    if not signature:
+        raise ApplicationError(
+            "Download through the job's download_url: it carries the signature this needs.",
+            errors={"signature": ["Required."]},
+            status_code=403,
+        )
     try:
-        _SIGNER.unsign(f"{job.pk}{_SIGNER.sep}{signature}")
+        _SIGNER.unsign(f"{job.pk}{_SIGNER.sep}{signature}", max_age=job.expires_at - job.finished_at)
+    except signing.SignatureExpired:
+        raise ApplicationError(
+            "This download link is too old; the job's download_url gives a fresh one.",
+            errors={"signature": ["Expired."]},
+            status_code=410,
+        ) from None
     except signing.BadSignature:
-        return False
-    return True
+        raise ApplicationError(
+            "This is not the signature of this job's download link.",
+            errors={"signature": ["Invalid."]},
+            status_code=403,
+        ) from None

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 import django_filters
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import EmailValidator, URLValidator
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 from apps.accounts.roles import Role
 from apps.alerts.api import TimeFilter, UsernameField
 from apps.alerts.models import Severity
+from apps.core import egress
 from apps.core.schema import ErrorSerializer
 from apps.devices.models import SensorType
 from apps.locations.models import Location
@@ -33,7 +35,8 @@ class ChannelSerializer(serializers.Serializer):
         allow_blank=True,
         required=False,
         default="",
-        help_text="email: an address (empty: the subscription user's); webhook: an http(s) URL; "
+        help_text="email: an address (empty: the subscription user's); webhook: an http(s) URL of a public "
+        "address (or one in WEBHOOK_ALLOWED_NETWORKS), without credentials; "
         "sms: a phone number in E.164 (+491701234567); push: a device token or topic.",
     )
 
@@ -50,11 +53,30 @@ class ChannelSerializer(serializers.Serializer):
                 _validate_url(target)
             except DjangoValidationError:
                 raise serializers.ValidationError({"target": ["Enter a valid http(s) URL."]}) from None
+            try:
+                # Told now rather than at the first alert; every delivery checks the address again.
+                egress.check_url(target, timeout=settings.NOTIFY_WEBHOOK_TIMEOUT_S)
+            except egress.Refused as exc:
+                raise serializers.ValidationError({"target": [f"Not allowed: {exc}."]}) from None
         elif channel == Channel.SMS and not _PHONE.match(target):
             raise serializers.ValidationError({"target": ["Enter a phone number in E.164 form, e.g. +491701234567."]})
         elif channel == Channel.PUSH and (not target or len(target) > 512 or any(c.isspace() for c in target)):
             raise serializers.ValidationError({"target": ["Enter a device token or topic (no spaces, at most 512)."]})
         return attrs
+
+
+def _flat_channel_errors(errors: dict) -> dict:
+    """A channel's errors named by its place, as ingest names a reading's: `channels[0].target`."""
+    per_channel = errors.get("channels")
+    # DRF gives a list's item errors as {index: errors} (only the bad items); the channels' own errors
+    # ("Give at least one channel.") as a list of messages.
+    if not isinstance(per_channel, dict):
+        return errors
+    flat = {name: messages for name, messages in errors.items() if name != "channels"}
+    for index, item in per_channel.items():
+        for name, messages in item.items():
+            flat[f"channels[{index}].{name}"] = messages
+    return flat
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
@@ -112,6 +134,12 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     def get_has_secret(self, subscription: Subscription) -> bool:
         return bool(subscription.secret)
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError(_flat_channel_errors(exc.detail)) from None
 
     def _current(self, attrs: dict, name: str):
         if name in attrs:

@@ -1,24 +1,27 @@
 """How a message leaves the system: email, signed webhooks, and SMS or push through a gateway backend.
 
 Every sender either returns (delivered) or raises DeliveryError, which says whether trying again can help:
-a 4xx answer or a refused address is permanent; a 5xx, a timeout or a dropped connection is not.
+a 4xx answer or a refused address is permanent; a 5xx, a timeout or a dropped connection is not. Webhook URLs
+come from users, so they go through the address rules of apps/core/egress.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import smtplib
+import socket
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+
+from apps.core import egress
 
 logger = logging.getLogger(__name__)
 
@@ -52,44 +55,37 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirected POST would be replayed as a GET, or to a host the subscription never named.
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
-def _retry_after(headers) -> float | None:
-    raw = headers.get("Retry-After") if headers is not None else None
+def _retry_after(raw: str | None) -> float | None:
     try:
         return float(raw) if raw is not None else None
     except ValueError:
         return None
 
 
-def post_json(url: str, body: bytes, *, headers: dict[str, str], timeout: float) -> int:
-    """POST a JSON body; returns the 2xx status or raises DeliveryError classifying the failure."""
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
-    )
+def post_json(url: str, body: bytes, *, headers: dict[str, str], timeout: float, guarded: bool = True) -> int:
+    """POST a JSON body within `timeout` seconds in all; returns the 2xx status or raises DeliveryError
+    classifying the failure. `guarded`: the URL came from a user, so only public addresses (or the allowed
+    networks) are called (apps/core/egress.py). Only the status is kept of an answer, never its body: the
+    error is shown in the delivery history to every viewer."""
+    all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
     try:
-        with _opener.open(request, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        detail = exc.read(300).decode(errors="replace").strip()
-        message = f"HTTP {exc.code} from {url}" + (f": {detail}" if detail else "")
-        transient = exc.code >= 500 or exc.code in _TRANSIENT_4XX
-        raise DeliveryError(message, permanent=not transient, retry_after_s=_retry_after(exc.headers)) from None
-    except ValueError as exc:  # not a URL urllib can use
-        raise DeliveryError(f"Invalid URL {url!r}: {exc}", permanent=True) from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DeliveryError(f"Could not reach {url}: {reason}", permanent=False) from None
+        answer = egress.post(url, body, headers=all_headers, timeout=timeout, guarded=guarded)
+    except egress.Refused as exc:
+        raise DeliveryError(f"Not sent to {url}: {exc}.", permanent=True) from None
+    except TimeoutError:
+        raise DeliveryError(f"No answer from {url} within {timeout:g} s.", permanent=False) from None
+    except socket.gaierror as exc:
+        raise DeliveryError(f"Could not resolve the host of {url}: {exc.strerror}", permanent=False) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise DeliveryError(f"Could not reach {url}: {type(exc).__name__}: {exc}", permanent=False) from None
+    if 200 <= answer.status < 300:
+        return answer.status
+    message = f"HTTP {answer.status} from {url}" + (f": {answer.reason}" if answer.reason else "")
+    if 300 <= answer.status < 400:
+        # A redirected POST would be replayed as a GET, or to a host the subscription never named.
+        message += " (redirects are not followed)"
+    transient = answer.status >= 500 or answer.status in _TRANSIENT_4XX
+    raise DeliveryError(message, permanent=not transient, retry_after_s=_retry_after(answer.retry_after))
 
 
 def send_webhook(*, url: str, secret: str, message: Message) -> None:
@@ -169,7 +165,8 @@ class HttpGatewayBackend:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         if message.notification_id is not None:
             headers["Idempotency-Key"] = f"notification-{message.notification_id}"
-        post_json(self.url, body, headers=headers, timeout=self.timeout)
+        # The gateway's URL comes from the server's settings, not from users: it may be an internal host.
+        post_json(self.url, body, headers=headers, timeout=self.timeout, guarded=False)
 
 
 def backend_for(channel: str) -> MessageBackend:

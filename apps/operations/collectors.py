@@ -13,20 +13,19 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 logger = logging.getLogger(__name__)
 
-QUEUES = ("ingest", "alerts", "default")
-
 
 class QueueDepthCollector:
     def collect(self):
+        queues = [queue.name for queue in settings.CELERY_TASK_QUEUES]
         gauge = GaugeMetricFamily(
             "telemetry_celery_queue_depth", "Messages waiting in each Celery queue", labels=["queue"]
         )
         client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2)
         try:
             with client.pipeline() as pipe:
-                for queue in QUEUES:
+                for queue in queues:
                     pipe.llen(queue)
-                for queue, depth in zip(QUEUES, pipe.execute(), strict=True):
+                for queue, depth in zip(queues, pipe.execute(), strict=True):
                     gauge.add_metric([queue], depth)
         except redis.RedisError as exc:
             logger.warning("queue depth unavailable: %s", exc)

@@ -6,20 +6,25 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 import tracemalloc
 from datetime import timedelta
 
 import openpyxl
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from apps.aggregates.exports import export_job_run, exports_sweep
+from apps.accounts.roles import Role
+from apps.aggregates.exports import export_job_create, export_job_run, export_plan, exports_sweep
 from apps.aggregates.models import ExportJob
 from apps.aggregates.services import rollups_refresh
+from apps.core.errors import ApplicationError
 from apps.ingest.resolution import clear_cache
 from tests.aggregates.helpers import at, insert_raw, raw_buckets, series, store
-from tests.factories import API, assert_error_shape
+from tests.concurrency import at_once
+from tests.factories import API, assert_error_shape, make_device, make_location, make_sensor, make_user, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -206,47 +211,175 @@ def test_a_large_export_goes_through_the_task_path(
     status = viewer_api.get(job["url"], {"format": format}).json()  # a format carried along is ignored
     assert (status["status"], status["rows"]) == ("done", 320)
     assert status["expires_at"] > status["finished_at"]
-    download = anonymous_api.get(status["download_url"])  # the link alone is enough
+    assert anonymous_api.get(status["download_url"]).status_code == 401  # the link alone is not enough
+    download = viewer_api.get(status["download_url"])
     assert download.status_code == 200
     assert parse(format, content(download)) == stored_readings("env-001/temperature", "env-002/temperature")
     assert export_job_run(export_id=job["id"]) is None  # a second delivery does nothing
 
 
-def test_export_jobs_are_private_and_links_must_be_signed(
-    stored, viewer_api, admin_api, anonymous_api, small_sync_limit
+def done_job(api, params: dict | None = None) -> dict:
+    """An export job of `api`'s user, written, as its status shows it (with the download link)."""
+    params = params or {"sensor_type": "temperature", "start": "20260504", "end": "20260505"}
+    response = api.get(READINGS, params)
+    assert response.status_code == 202, response.content
+    export_job_run(export_id=response.json()["id"])
+    return api.get(response.json()["url"]).json()
+
+
+def test_export_jobs_are_private_and_downloads_need_the_signed_link_and_the_owner(
+    stored, viewer_api, admin_api, anonymous_api, device_api, small_sync_limit
 ):
-    job = viewer_api.get(READINGS, {"sensor_type": "temperature", "start": "20260504", "end": "20260505"}).json()
-    export_job_run(export_id=job["id"])
-    done = viewer_api.get(job["url"]).json()
-    download = f"{API}/exports/jobs/{job['id']}/download"
+    done = done_job(viewer_api)
+    link = done["download_url"]
+    unsigned = f"{API}/exports/jobs/{done['id']}/download"
+    other = token_client(make_user("other-viewer", Role.VIEWER)[1])
 
-    assert [item["id"] for item in viewer_api.get(f"{API}/exports/jobs/").json()["results"]] == [job["id"]]
+    assert [item["id"] for item in viewer_api.get(f"{API}/exports/jobs/").json()["results"]] == [done["id"]]
     assert admin_api.get(f"{API}/exports/jobs/").json()["count"] == 1
-    from tests.factories import make_user, token_client
+    assert other.get(done["url"]).status_code == 404
+    assert viewer_api.get(link).status_code == 200
+    assert admin_api.get(link).status_code == 200
+    for client, url, status in [
+        (anonymous_api, link, 401),
+        (anonymous_api, unsigned, 401),
+        (other, link, 403),
+        (device_api, link, 403),
+        (viewer_api, unsigned, 403),  # no unsigned download, not even for the owner
+        (admin_api, unsigned, 403),
+        (viewer_api, unsigned + "?signature=1xYdCR:forged", 403),
+    ]:
+        response = client.get(url)
+        assert response.status_code == status, (client, url, response.content)
+        assert_error_shape(response)
+    assert "signature" in viewer_api.get(unsigned).json()["errors"]
 
-    other = token_client(make_user("other-viewer", __import__("apps.accounts.roles", fromlist=["Role"]).Role.VIEWER)[1])
-    assert other.get(job["url"]).status_code == 404
-    assert other.get(download).status_code == 403
-    assert anonymous_api.get(download).status_code == 401
-    assert anonymous_api.get(download, {"signature": "forged"}).status_code == 401
-    assert viewer_api.get(download).status_code == 200
-    assert admin_api.get(download).status_code == 200
-    assert anonymous_api.get(done["download_url"]).status_code == 200
+
+def test_the_signature_of_one_job_does_not_open_another(stored, viewer_api, small_sync_limit):
+    first = done_job(viewer_api)
+    second = done_job(viewer_api, {"sensor": "env-001/temperature", "start": "20260504", "end": "20260505"})
+    signature = first["download_url"].split("signature=", 1)[1]
+
+    response = viewer_api.get(f"{API}/exports/jobs/{second['id']}/download", {"signature": signature})
+
+    assert response.status_code == 403
+    assert_error_shape(response, "signature")
 
 
-def test_expired_exports_lose_their_file(stored, viewer_api, anonymous_api, small_sync_limit):
-    job = viewer_api.get(READINGS, {"sensor_type": "temperature", "start": "20260504", "end": "20260505"}).json()
-    export_job_run(export_id=job["id"])
-    done = ExportJob.objects.get(pk=job["id"])
-    link = viewer_api.get(job["url"]).json()["download_url"]
-    assert default_storage.exists(done.file)
+def test_a_job_whose_creator_was_deleted_downloads_for_admins_only(
+    stored, viewer_api, admin_api, device_api, small_sync_limit
+):
+    done = done_job(viewer_api)
+    get_user_model().objects.filter(username="viewer").delete()
+    assert ExportJob.objects.get(pk=done["id"]).created_by_id is None
+    other = token_client(make_user("other-viewer", Role.VIEWER)[1])
 
-    swept = exports_sweep(now=done.expires_at + timedelta(seconds=1))
+    assert device_api.get(done["download_url"]).status_code == 403
+    assert other.get(done["download_url"]).status_code == 403
+    assert admin_api.get(f"{API}/exports/jobs/{done['id']}/download").status_code == 403
+    assert admin_api.get(done["download_url"]).status_code == 200
+
+
+def test_a_link_stops_working_at_the_jobs_expiry_even_before_the_sweep(stored, viewer_api, small_sync_limit):
+    done = done_job(viewer_api)
+    ExportJob.objects.filter(pk=done["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    response = viewer_api.get(done["download_url"])
+
+    assert response.status_code == 410
+    assert ExportJob.objects.get(pk=done["id"]).status == "done"  # the sweep has not run
+
+
+def test_a_link_older_than_the_jobs_lifetime_is_refused(stored, viewer_api, small_sync_limit, monkeypatch, settings):
+    done = done_job(viewer_api)
+    lifetime = timedelta(hours=settings.EXPORTS_EXPIRE_HOURS)
+    real_time = time.time
+    # A link made longer ago than the job lives (its expiry was moved out since, say).
+    monkeypatch.setattr("django.core.signing.time.time", lambda: real_time() - lifetime.total_seconds() - 60)
+    stale = viewer_api.get(done["url"]).json()["download_url"]
+    monkeypatch.setattr("django.core.signing.time.time", real_time)
+
+    assert viewer_api.get(stale).status_code == 410
+    assert viewer_api.get(viewer_api.get(done["url"]).json()["download_url"]).status_code == 200
+
+
+def test_expired_exports_lose_their_file(stored, viewer_api, small_sync_limit):
+    done = done_job(viewer_api)
+    job = ExportJob.objects.get(pk=done["id"])
+    assert default_storage.exists(job.file)
+
+    swept = exports_sweep(now=job.expires_at + timedelta(seconds=1))
 
     assert swept["expired"] == 1
-    assert not default_storage.exists(done.file)
-    assert ExportJob.objects.get(pk=job["id"]).status == "expired"
-    assert anonymous_api.get(link).status_code == 410
+    assert not default_storage.exists(job.file)
+    assert ExportJob.objects.get(pk=done["id"]).status == "expired"
+    assert viewer_api.get(done["download_url"]).status_code == 410
+
+
+def test_a_user_has_at_most_a_few_export_jobs_queued_or_running(
+    stored, viewer_api, admin_api, small_sync_limit, settings, monkeypatch
+):
+    monkeypatch.setattr("apps.aggregates.exports.enqueue_export", lambda *, export_id: None)
+    settings.EXPORTS_MAX_ACTIVE_JOBS_PER_USER = 2
+    params = {"sensor_type": "temperature", "start": "20260504", "end": "20260505"}
+    first, second = (viewer_api.get(READINGS, params) for _ in range(2))
+    assert (first.status_code, second.status_code) == (202, 202)
+    ExportJob.objects.filter(pk=second.json()["id"]).update(status="running")
+
+    refused = viewer_api.get(READINGS, params)
+
+    assert refused.status_code == 429, refused.content
+    assert "EXPORTS_MAX_ACTIVE_JOBS_PER_USER=2" in assert_error_shape(refused)["detail"]
+    assert ExportJob.objects.count() == 2
+    assert admin_api.get(READINGS, params).status_code == 202  # per user
+    export_job_run(export_id=first.json()["id"])  # done: no longer counts
+    assert viewer_api.get(READINGS, params).status_code == 202
+    ExportJob.objects.filter(status__in=["queued", "running"]).update(status="failed")
+    assert viewer_api.get(READINGS, params).status_code == 202
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_at_the_same_moment_cannot_pass_the_quota_together(world, settings, monkeypatch):
+    monkeypatch.setattr("apps.aggregates.exports.enqueue_export", lambda *, export_id: None)
+    settings.EXPORTS_MAX_ACTIVE_JOBS_PER_USER = 1
+    user, _ = make_user("viewer", Role.VIEWER)
+    plan = export_plan(ExportJob.Kind.READINGS, {"sensor": "env-001/temperature"})
+    outcomes = at_once(lambda: export_job_create(plan=plan, format="csv", user_id=user.pk), 4)
+
+    refused = [outcome for outcome in outcomes if isinstance(outcome, ApplicationError)]
+    assert [error.status_code for error in refused] == [429, 429, 429]
+    assert ExportJob.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "fields"),
+    [
+        (READINGS, {"sensor_type": "temperature", "start": "20260504", "end": "20260505"}, ["start", "end"]),
+        (AGGREGATES, {"sensor_type": "temperature", "interval": "minute", "start": "20260504"}, ["interval"]),
+        (
+            AGGREGATES,
+            {"sensor_type": "temperature", "interval": "minute", "start": "20260504", "group_by": "all"},
+            ["interval"],
+        ),
+    ],
+)
+def test_exports_of_more_rows_than_the_cap_are_refused_naming_the_parameter(
+    stored, viewer_api, settings, path, params, fields
+):
+    settings.EXPORTS_MAX_ROWS = 300  # the readings hold 320; a day of minutes is 1,440 per series
+
+    response = viewer_api.get(path, params)
+
+    assert response.status_code == 400, response.content
+    body = assert_error_shape(response, *fields)
+    assert "EXPORTS_MAX_ROWS" in body["detail"]
+    assert not ExportJob.objects.exists()
+    assert (
+        viewer_api.get(
+            path, {**params, "interval": "hour"} if path == AGGREGATES else {**params, "sensor": "env-001/temperature"}
+        ).status_code
+        == 200
+    )
 
 
 def test_the_sweep_queues_again_jobs_that_lost_their_worker(stored, viewer_api, small_sync_limit, monkeypatch):
@@ -291,3 +424,62 @@ def test_bad_export_requests_are_400_naming_the_parameter(world, viewer_api, pat
 @pytest.mark.parametrize(("principal", "expected"), [("anonymous", 401), ("device", 403), ("viewer", 200)])
 def test_who_may_export(world, api_as, principal, expected):
     assert api_as(principal).get(READINGS, {"sensor": "env-001/temperature"}).status_code == expected
+
+
+@pytest.fixture
+def formula_like(world):
+    """Names people typed that spreadsheets would run: a site "=HYPERLINK(...)" with sensors keyed "@SUM(1+1)"
+    and "-2+3", reading values below zero."""
+    site = make_location('=HYPERLINK("http://example.com/x","open")', kind="factory")
+    device, _ = make_device("frost-01", location=site)
+    for key in ("@SUM(1+1)", "-2+3"):
+        make_sensor(device, world.sensor_types["temperature"], key=key, channel=key[:1].replace("@", "a"))
+    clear_cache()
+    store([("@SUM(1+1)", START + MINUTE * n, value) for n, value in enumerate([-12.5, -7.0, -1.25])])
+    store([("-2+3", START + MINUTE * n, value) for n, value in enumerate([-3.0, -4.5])])
+    return site
+
+
+def test_csv_cells_that_would_start_a_formula_get_an_apostrophe_and_numbers_stay_numbers(formula_like, viewer_api):
+    params = {"sensor": "@SUM(1+1),-2+3", "start": "20260504", "end": "20260505", "tz": "UTC"}
+
+    readings_csv = content(viewer_api.get(READINGS, {**params, "format": "csv"})).decode()
+    aggregates_csv = content(
+        viewer_api.get(AGGREGATES, {**params, "format": "csv", "group_by": "location", "interval": "day"})
+    ).decode()
+
+    rows = list(csv.reader(io.StringIO(readings_csv)))
+    assert [(row[0], row[2]) for row in rows] == [
+        ("sensor", "value"),
+        ("'-2+3", "-3.0"),
+        ("'-2+3", "-4.5"),
+        ("'@SUM(1+1)", "-12.5"),
+        ("'@SUM(1+1)", "-7.0"),
+        ("'@SUM(1+1)", "-1.25"),
+    ]
+    (header, row) = list(csv.reader(io.StringIO(aggregates_csv)))
+    assert row[header.index("location_path")] == "'" + formula_like.full_path
+    assert row[header.index("min")] == "-12.5"
+
+
+def test_xlsx_text_is_written_as_strings_never_formulas_and_numbers_stay_numbers(formula_like, viewer_api):
+    params = {"sensor": "@SUM(1+1),-2+3", "start": "20260504", "end": "20260505", "tz": "UTC", "format": "xlsx"}
+
+    readings_xlsx = content(viewer_api.get(READINGS, params))
+    aggregates_xlsx = content(viewer_api.get(AGGREGATES, {**params, "group_by": "location", "interval": "day"}))
+
+    sheet = openpyxl.load_workbook(io.BytesIO(readings_xlsx)).worksheets[0]
+    assert [(row[0].value, row[0].data_type, row[2].value, row[2].data_type) for row in sheet.iter_rows(min_row=2)] == [
+        ("-2+3", "s", -3.0, "n"),
+        ("-2+3", "s", -4.5, "n"),
+        ("@SUM(1+1)", "s", -12.5, "n"),
+        ("@SUM(1+1)", "s", -7.0, "n"),
+        ("@SUM(1+1)", "s", -1.25, "n"),
+    ]
+    sheet = openpyxl.load_workbook(io.BytesIO(aggregates_xlsx)).worksheets[0]
+    header = [cell.value for cell in next(sheet.iter_rows(max_row=1))]
+    (row,) = sheet.iter_rows(min_row=2)
+    path = row[header.index("location_path")]
+    assert (path.value, path.data_type) == (formula_like.full_path, "s")  # not a formula: data_type would be "f"
+    minimum = row[header.index("min")]
+    assert (minimum.value, minimum.data_type) == (-12.5, "n")

@@ -6,16 +6,16 @@ from django.conf import settings
 from workers.celery import app
 
 
-def test_tasks_are_registered_and_routed_to_default():
+def test_tasks_are_registered_and_routed_to_default_and_export_jobs_to_their_own_queue():
     app.loader.import_default_modules()
-    for name in (
-        "aggregates.refresh_rollups",
-        "aggregates.purge_retention",
-        "aggregates.run_export",
-        "aggregates.sweep_exports",
+    for name, queue in (
+        ("aggregates.refresh_rollups", "default"),
+        ("aggregates.purge_retention", "default"),
+        ("aggregates.run_export", "exports"),
+        ("aggregates.sweep_exports", "default"),
     ):
         assert name in app.tasks
-        assert app.amqp.router.route({}, name)["queue"].name == "default"
+        assert app.amqp.router.route({}, name)["queue"].name == queue
 
 
 def test_beat_runs_the_refresh_every_minute_and_the_purge_daily():

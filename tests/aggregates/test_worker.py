@@ -33,8 +33,8 @@ def test_readings_posted_over_http_reach_the_rollups_through_the_beat_task(world
     assert [(row.bucket, row.count) for row in hours] == [(start, 60), (start + timedelta(hours=1), 60)]
 
 
-def test_a_large_export_is_written_by_the_worker_and_downloaded(
-    world, celery_worker, admin_api, viewer_api, anonymous_api, wait_for, settings
+def test_a_large_export_is_written_by_the_worker_on_the_exports_queue_and_downloaded(
+    world, celery_worker, admin_api, viewer_api, wait_for, settings
 ):
     settings.EXPORTS_SYNC_MAX_ROWS = 10
     readings = [
@@ -53,7 +53,7 @@ def test_a_large_export_is_written_by_the_worker_and_downloaded(
     )
 
     try:
-        download = anonymous_api.get(job["download_url"])
+        download = viewer_api.get(job["download_url"])
         lines = b"".join(download.streaming_content).decode().splitlines()
         assert job["rows"] == len(lines) == 60
         assert lines[0] == '{"sensor":"env-002/humidity","ts":"2026-06-01T10:00:00Z","value":40.0}'

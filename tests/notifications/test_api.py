@@ -112,12 +112,15 @@ def test_an_email_channel_without_target_uses_the_subscribed_users_address(world
     ("channels", "field"),
     [
         ([], "channels"),
-        ([{"type": "email", "target": "not-an-address"}], "channels"),
+        ([{"type": "email", "target": "not-an-address"}], "channels[0].target"),
         ([{"type": "email"}], "channels"),
-        ([{"type": "webhook", "target": "ftp://example.com/x"}], "channels"),
-        ([{"type": "sms", "target": "0170 1234567"}], "channels"),
-        ([{"type": "push", "target": "has spaces"}], "channels"),
-        ([{"type": "pager", "target": "123"}], "channels"),
+        (
+            [{"type": "sms", "target": "+491701234567"}, {"type": "webhook", "target": "ftp://example.com/x"}],
+            "channels[1].target",
+        ),
+        ([{"type": "sms", "target": "0170 1234567"}], "channels[0].target"),
+        ([{"type": "push", "target": "has spaces"}], "channels[0].target"),
+        ([{"type": "pager", "target": "123"}], "channels[0].type"),
     ],
 )
 def test_channels_are_validated_per_type(world, operator_api, channels, field):

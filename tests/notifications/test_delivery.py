@@ -114,7 +114,7 @@ def test_a_timeout_is_retried(immediate, receiver, settings):
 
     assert outcome.status == "retry"
     notification.refresh_from_db()
-    assert "timed out" in notification.last_error
+    assert notification.last_error == f"No answer from {receiver.url} within 0.2 s."
 
 
 def test_an_unreachable_receiver_is_retried_until_the_limit_then_fails_with_the_error_kept(immediate, settings):

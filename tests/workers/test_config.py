@@ -20,6 +20,8 @@ def test_tasks_are_routed_to_their_queues():
             "ingest.process_batch",
             "alerts.evaluate",
             "housekeeping.ping",
+            "aggregates.refresh_rollups",
+            "aggregates.run_export",
             "anything.else",
         )
     }
@@ -28,9 +30,11 @@ def test_tasks_are_routed_to_their_queues():
         "ingest.process_batch": "ingest",
         "alerts.evaluate": "alerts",
         "housekeeping.ping": "default",
+        "aggregates.refresh_rollups": "default",
+        "aggregates.run_export": "exports",
         "anything.else": "default",
     }
-    assert set(app.amqp.queues) == {"ingest", "alerts", "default"}
+    assert set(app.amqp.queues) == {"ingest", "alerts", "default", "exports"}
 
 
 def test_late_acknowledgement_and_one_message_per_process():
