@@ -44,6 +44,12 @@ MAX_STRING = 64 * 1024
 _SPACES = re.compile(r" +")
 _NAME_ESCAPE = re.compile(r"\\([,= ])")
 _STRING_ESCAPE = re.compile(r'\\(["\\])')
+# Escape pairs outside strings and the characters that stand in for them while a line is cut (a line that holds
+# one of those characters itself goes to the scanner). "\\\\" comes first: it is a pair of its own, so the
+# character after it is not escaped, and it stays as it is, as in the scanner.
+_PROTECTED_PAIRS = (("\\\\", "\x00"), ("\\,", "\x01"), ("\\=", "\x02"), ("\\ ", "\x03"))
+_RESTORE = str.maketrans({"\x00": "\\\\", "\x01": ",", "\x02": "=", "\x03": " "})
+_PLACEHOLDERS = re.compile("[\x00-\x03]")
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that decode_body could not read, as surrogateescape keeps them
 
 
@@ -82,17 +88,39 @@ def parse_lines(text: str, *, invalid_utf8: bool = False) -> Iterator[Point | Li
         number = index
         if invalid_utf8 and _UNDECODABLE.search(line):
             yield LineError(number, "not valid UTF-8")
-        elif "\\" in line or '"' in line:
+        elif '"' in line or ("\\" in line and _PLACEHOLDERS.search(line)):
             parsed, end = _parse_escaped(text, start + len(raw) - len(raw.lstrip(_BLANKS)), number)
             while offset <= end and index < count:  # a string value with newlines took the lines up to `end`
                 offset += len(lines[index]) + 1
                 index += 1
             yield parsed
+        elif "\\" in line:
+            yield _parse_backslashed(line, number)
         else:
             try:
                 yield _parse_plain(line, number)
             except LineSyntaxError as exc:
                 yield LineError(number, str(exc))
+
+
+def _parse_backslashed(line: str, number: int) -> Point | LineError:
+    """A line with escapes but no string value (OPC UA node ids in tags, names with spaces): its escape pairs
+    are swapped for placeholder characters, it is cut as a plain line, and the names get their characters back.
+    The pairs are read left to right like the scanner's, so both read such a line alike (tested)."""
+    protected = line
+    for pair, placeholder in _PROTECTED_PAIRS:
+        protected = protected.replace(pair, placeholder)
+    try:
+        point = _parse_plain(protected, number)
+    except LineSyntaxError:
+        return _parse_escaped(line, 0, number)[0]  # the scanner's message names the line as it was sent
+    return Point(
+        number,
+        point.measurement.translate(_RESTORE),
+        {key.translate(_RESTORE): value.translate(_RESTORE) for key, value in point.tags.items()},
+        [(name.translate(_RESTORE), value) for name, value in point.fields],
+        point.timestamp,
+    )
 
 
 def _parse_plain(line: str, number: int) -> Point:

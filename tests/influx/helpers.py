@@ -6,8 +6,11 @@ import gzip
 import time
 from urllib.parse import urlencode
 
+from django.core.cache import cache
+
 from apps.ingest.models import IngestBatch
 from apps.ingest.pipeline import batch_process
+from apps.ingest.resolution import GENERATION_KEY, clear_cache
 
 WRITE = "/api/v2/write"
 
@@ -40,3 +43,12 @@ def stored_batch(response) -> IngestBatch:
     batch_process(batch_id=str(batch.pk))
     batch.refresh_from_db()
     return batch
+
+
+def reset_rate_limits() -> None:
+    """Empty the shared cache, where the rate-limit counters are. It also holds the sensor configuration
+    generation: a new, never-seen one makes every process (the worker's too) drop its cached sensors, which
+    an earlier test's world may still fill."""
+    cache.clear()
+    cache.set(GENERATION_KEY, time.time_ns(), timeout=None)
+    clear_cache()

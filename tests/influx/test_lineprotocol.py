@@ -14,6 +14,7 @@ from apps.influx.lineprotocol import (
     UINT64_MAX,
     LineError,
     Point,
+    _parse_backslashed,
     _parse_escaped,
     _parse_plain,
     decode_body,
@@ -215,3 +216,26 @@ def test_the_fast_path_reads_a_plain_line_as_the_escape_aware_scanner_does(line)
         assert isinstance(scanned, LineError), (line, scanned)
     else:
         assert scanned == fast, line
+
+
+# Lines with escapes but no quotes: the backslash path swaps the pairs out and cuts the line like a plain one.
+backslashed_lines = st.lists(
+    st.one_of(plain_pieces, st.sampled_from([",", "=", " ", "\\", "\\,", "\\=", "\\ ", "\\\\", "\\t", "é"])),
+    min_size=1,
+    max_size=14,
+).map("".join)
+
+
+@settings(max_examples=800, deadline=None)
+@given(line=backslashed_lines)
+def test_the_backslash_path_reads_a_line_as_the_escape_aware_scanner_does(line):
+    line = line.strip(" ")
+    if not line or line.startswith("#"):
+        return
+    scanned, _ = _parse_escaped(line, 0, 1)
+    assert _parse_backslashed(line, 1) == scanned, line
+
+
+def test_opc_ua_node_ids_in_tags_are_unescaped():
+    (point,) = parse(r"opcua,device=dc-meter-001,id=ns\=2;s\=Meter\ 1 voltage_dc=750.5 1770912000000000000")
+    assert point.tags == {"device": "dc-meter-001", "id": "ns=2;s=Meter 1"}

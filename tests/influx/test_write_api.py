@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.test import override_settings
 
 from apps.ingest.models import IngestBatch, LatestReading, Reading
-from apps.ingest.resolution import clear_cache
 from tests.factories import API, make_sensor
-from tests.influx.helpers import WRITE, batch_of, recent_s, stored_batch, write
+from tests.influx.helpers import WRITE, batch_of, recent_s, reset_rate_limits, stored_batch, write
 from tests.ingest.helpers import post_readings, stored_values
 
 pytestmark = pytest.mark.django_db
@@ -18,14 +16,10 @@ THROTTLES_OFF = {"token": None, "device": None, "ingest_readings": None}
 
 
 @pytest.fixture(autouse=True)
-def empty_throttle_counters():
-    """Fresh rate-limit counters. Clearing the cache also resets the sensor configuration generation, which
-    could then repeat an earlier test's; this process's sensor cache is dropped with it."""
-    cache.clear()
-    clear_cache()
+def fresh_rate_limits():
+    reset_rate_limits()
     yield
-    cache.clear()
-    clear_cache()
+    reset_rate_limits()
 
 
 def influx_error(response, status: int, code: str) -> dict:
