@@ -171,7 +171,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Readings in, configuration, real-time status and history out. Authenticate people and integrations with "
         "`Authorization: Token <token>` (from `POST /api/v1/auth/token/`) and devices with "
-        '`Authorization: Device <ingest key>`. Every 4xx answer has the shape `{"detail": ..., "errors": {...}}`.'
+        '`Authorization: Device <ingest key>`. Every 4xx answer has the shape `{"detail": ..., "errors": {...}}`, '
+        "except those of the InfluxDB write API (`/api/v2/write`), which has InfluxDB's."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

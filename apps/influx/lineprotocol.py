@@ -43,12 +43,14 @@ _BARE_VALUE = re.compile(r"[^, \r\n]+")
 MAX_STRING = 64 * 1024
 _SPACES = re.compile(r" +")
 _NAME_ESCAPE = re.compile(r"\\([,= ])")
+_MEASUREMENT_ESCAPE = re.compile(r"\\([, ])")  # as InfluxDB: "\=" stays in a measurement
 _STRING_ESCAPE = re.compile(r'\\(["\\])')
 # Escape pairs outside strings and the characters that stand in for them while a line is cut (a line that holds
 # one of those characters itself goes to the scanner). "\\\\" comes first: it is a pair of its own, so the
 # character after it is not escaped, and it stays as it is, as in the scanner.
 _PROTECTED_PAIRS = (("\\\\", "\x00"), ("\\,", "\x01"), ("\\=", "\x02"), ("\\ ", "\x03"))
 _RESTORE = str.maketrans({"\x00": "\\\\", "\x01": ",", "\x02": "=", "\x03": " "})
+_RESTORE_MEASUREMENT = str.maketrans({"\x00": "\\\\", "\x01": ",", "\x02": "\\=", "\x03": " "})
 _PLACEHOLDERS = re.compile("[\x00-\x03]")
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that decode_body could not read, as surrogateescape keeps them
 
@@ -116,7 +118,7 @@ def _parse_backslashed(line: str, number: int) -> Point | LineError:
         return _parse_escaped(line, 0, number)[0]  # the scanner's message names the line as it was sent
     return Point(
         number,
-        point.measurement.translate(_RESTORE),
+        point.measurement.translate(_RESTORE_MEASUREMENT),
         {key.translate(_RESTORE): value.translate(_RESTORE) for key, value in point.tags.items()},
         [(name.translate(_RESTORE), value) for name, value in point.fields],
         point.timestamp,
@@ -165,7 +167,9 @@ def _parse_escaped(text: str, start: int, number: int) -> tuple[Point | LineErro
         match = _MEASUREMENT.match(text, position)
         if match is None:
             raise LineSyntaxError("missing measurement")
-        measurement = _unescape_name(match.group())
+        measurement = match.group()
+        if "\\" in measurement:
+            measurement = _MEASUREMENT_ESCAPE.sub(r"\1", measurement)
         position = match.end()
         tags: dict[str, str] = {}
         while text.startswith(",", position):

@@ -62,6 +62,12 @@ def test_a_backslash_before_another_character_is_kept():
     assert only_point(r"m,path=C:\temp f=1").tags == {"path": r"C:\temp"}
 
 
+def test_an_equals_sign_needs_no_escape_in_a_measurement_and_its_backslash_stays_as_influxdb_keeps_it():
+    assert only_point(r"a=b,t=1 f=1").measurement == "a=b"
+    assert only_point(r"a\=b,t=1 f=1").measurement == r"a\=b"
+    assert only_point(r'a\=b,t=1 s="x"').measurement == r"a\=b"
+
+
 def test_string_values_unescape_quotes_and_backslashes_and_keep_commas_and_spaces():
     point = only_point(r'm s="say \"hi\", a\\b = c",f=2')
     assert point.fields == [("s", 'say "hi", a\\b = c'), ("f", 2.0)]
