@@ -133,13 +133,13 @@ class WriteView(APIView):
                 request_id=request.headers.get("X-Request-ID", "")[:64],
             )
             headers["Location"] = f"/api/v1/ingest/batches/{batch.pk}/"
-        if mapped.errors:
-            message = refused_lines_message(mapped.errors, written=mapped.points)
+        if mapped.refused:
+            message = refused_lines_message(mapped.errors, refused=mapped.refused, written=mapped.points)
             return Response(influx_error_body(400, message, line=mapped.errors[0].line), status=400, headers=headers)
         return Response(status=204, headers=headers)
 
 
-def refused_lines_message(errors: list[LineError], *, written: int) -> str:
+def refused_lines_message(errors: list[LineError], *, refused: int, written: int) -> str:
     named = "; ".join(f"line {error.line}: {error.message}" for error in errors[:MAX_NAMED_LINES])
-    more = f"; and {len(errors) - MAX_NAMED_LINES} more" if len(errors) > MAX_NAMED_LINES else ""
-    return f"{len(errors)} line(s) refused, {written} point(s) written. {named}{more}"
+    more = f"; and {refused - MAX_NAMED_LINES} more" if refused > MAX_NAMED_LINES else ""
+    return f"{refused} line(s) refused, {written} point(s) written. {named}{more}"

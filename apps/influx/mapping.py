@@ -51,11 +51,21 @@ class TooManyReadings(Exception):
         self.limit = limit
 
 
+# Refused lines kept with their reasons (all are counted): a body of nothing but bad lines stays cheap to hold.
+MAX_KEPT_ERRORS = 100
+
+
 @dataclass
 class MappedLines:
     batch: NormalizedBatch
-    errors: list[LineError] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)  # the first MAX_KEPT_ERRORS refused lines
+    refused: int = 0
     points: int = 0
+
+    def refuse(self, error: LineError) -> None:
+        self.refused += 1
+        if len(self.errors) < MAX_KEPT_ERRORS:
+            self.errors.append(error)
 
 
 def normalize_lines(
@@ -75,41 +85,39 @@ def normalize_lines(
     received_us = to_epoch_us(received_at)
     latest_us = received_us + max_future_skew_s * 1_000_000
     mapped = MappedLines(batch=NormalizedBatch())
-    batch, errors = mapped.batch, mapped.errors
+    batch, refuse = mapped.batch, mapped.refuse
     # Sensor references by (device, channel), then by field name: built and their names checked once each.
     refs: dict[tuple[str, str], dict[str, str]] = {}
     readings = 0
     for item in parse_lines(text, invalid_utf8=invalid_utf8):
         if type(item) is LineError:
-            errors.append(item)
+            refuse(item)
             continue
         line, measurement, tags, fields, stamp = item
         device_id = tags.get(device_tag)
         if device_id is None:
             if sender_device_id is None:
-                errors.append(LineError(line, f"no {device_tag!r} tag: name the point's device in that tag"))
+                refuse(LineError(line, f"no {device_tag!r} tag: name the point's device in that tag"))
                 continue
             device_id = sender_device_id
         elif sender_device_id is not None and device_id != sender_device_id:
-            errors.append(
-                LineError(line, f"a device key writes only its own device ({sender_device_id}), not {device_id!r}")
-            )
+            refuse(LineError(line, f"a device key writes only its own device ({sender_device_id}), not {device_id!r}"))
             continue
         channel = tags.get(CHANNEL_TAG, "")
         ts_us = received_us if stamp is None else to_us(stamp)
         if not _EARLIEST_US <= ts_us <= latest_us:
-            errors.append(LineError(line, _timestamp_problem(stamp, precision, ts_us < _EARLIEST_US)))
+            refuse(LineError(line, _timestamp_problem(stamp, precision, ts_us < _EARLIEST_US)))
             continue
         device_refs = refs.get((device_id, channel))
         if device_refs is None:
             problem = _name_problem(device_tag, device_id) or _name_problem(CHANNEL_TAG, channel)
             if problem is not None:
-                errors.append(LineError(line, problem))
+                refuse(LineError(line, problem))
                 continue
             device_refs = refs[(device_id, channel)] = {}
         point_refs = _field_refs(fields, measurement, device_refs, device_id, channel)
         if type(point_refs) is str:
-            errors.append(LineError(line, point_refs))
+            refuse(LineError(line, point_refs))
             continue
         readings += len(point_refs)
         if readings > max_readings:

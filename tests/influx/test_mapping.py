@@ -141,3 +141,9 @@ def test_more_readings_than_the_limit_are_refused_as_soon_as_they_are_counted():
     assert len(normalize(four, limit=4).batch) == 4
     with pytest.raises(TooManyReadings):
         normalize(four + "\nenv,device=env-001 temperature=9", limit=4)
+
+
+def test_every_refused_line_is_counted_and_the_first_hundred_kept_with_their_reasons():
+    mapped = normalize("\n".join(["bad"] * 150 + [f"env,device=env-001 temperature=1 {T_S}"]))
+    assert (mapped.refused, len(mapped.errors), len(mapped.batch)) == (150, 100, 1)
+    assert [error.line for error in mapped.errors] == list(range(1, 101))

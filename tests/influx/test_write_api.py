@@ -84,6 +84,14 @@ def test_good_lines_are_written_and_the_answer_is_400_naming_the_bad_ones(world,
     assert Reading.objects.count() == 2
 
 
+def test_the_400_names_the_first_twenty_bad_lines_and_counts_them_all(world, operator_api):
+    response = write(operator_api, "\n".join(["env,device=env-001 temperature=1"] + ["bad"] * 30))
+
+    message = influx_error(response, 400, "invalid")["message"]
+    assert message.startswith("30 line(s) refused, 1 point(s) written.")
+    assert "line 21:" in message and "line 22:" not in message and message.endswith("; and 10 more")
+
+
 def test_a_request_of_bad_lines_only_is_400_and_keeps_no_batch(world, operator_api):
     response = write(operator_api, "no fields here\nenv,device=env-001 temperature=")
 
