@@ -9,8 +9,9 @@ and field keys, commas, spaces and equals signs; a backslash before any other ch
 timestamp is an int64 in the request's precision. Lines starting with `#` are comments; blank lines are skipped.
 
 This is a hot path (Telegraf sends thousands of lines per request). A line without a backslash or a double
-quote, which is nearly every line, is cut with str.split; only the others go through the escape-aware scanner.
-Both read such a line alike (tested), and docs/protocols.md has their cost per line and per field.
+quote, which is nearly every line, is cut with str.split; a line with escapes but no string value is cut the
+same way once its escape pairs are swapped for placeholders; only lines with string values go through the
+escape-aware scanner. All three read a line alike (tested), and docs/protocols.md has their cost.
 """
 
 from __future__ import annotations
