@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "apps.aggregates",
     "apps.stats",
     "apps.mqtt",
+    "apps.influx",
     "apps.commands",
     "apps.operations",
     "apps.dashboard",
@@ -222,7 +223,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Readings in, configuration, real-time status and history out. Authenticate people and integrations with "
         "`Authorization: Token <token>` (from `POST /api/v1/auth/token/`) and devices with "
-        '`Authorization: Device <ingest key>`. Every 4xx answer has the shape `{"detail": ..., "errors": {...}}`.'
+        '`Authorization: Device <ingest key>`. Every 4xx answer has the shape `{"detail": ..., "errors": {...}}`, '
+        "except those of the InfluxDB write API (`/api/v2/write`), which has InfluxDB's."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -329,6 +331,13 @@ INGEST_FLAT_FIELD_MAPS = {
         "current_a": "current_dc",
     },
 }
+
+# --- InfluxDB v2 write API (apps.influx, docs/protocols.md) ------------------------------------------------------
+# The tag that names a point's device, and the largest body taken (after gzip decompression), in bytes.
+INFLUX_DEVICE_TAG = env_str("INFLUX_DEVICE_TAG", "device")
+INFLUX_MAX_BODY_BYTES = env_int("INFLUX_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+if not INFLUX_DEVICE_TAG:
+    raise ImproperlyConfigured("INFLUX_DEVICE_TAG must not be empty.")
 
 # --- Alerting (apps.alerts, apps.notifications) -----------------------------------------------------------------
 # Severity of a device-offline alert.

@@ -25,6 +25,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("ops/", include("apps.dashboard.urls")),
     path("api/v1/", include(api_v1)),
+    path("api/v2/", include("apps.influx.urls")),  # the InfluxDB v2 write API (docs/protocols.md)
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

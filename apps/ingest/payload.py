@@ -21,7 +21,8 @@ import orjson
 # Sensor references. A reading names its sensor in one of three ways, depending on the payload shape:
 KEY_REF = "k"  # "k:<sensor key>"                                   - single readings
 DEVICE_TYPE_REF = "d"  # "d:<device id>\x1f<type code>\x1f<channel>"  - device datagrams
-DEVICE_FIELD_REF = "f"  # "f:<device id>\x1f<field name>"            - flat records, mapped by the device's adapter
+DEVICE_FIELD_REF = "f"  # "f:<device id>\x1f<field name>[\x1f<channel>]" - flat records (and line protocol fields),
+#                                                                   mapped by the device's adapter
 SEP = "\x1f"
 
 
@@ -33,8 +34,9 @@ def device_type_ref(device_id: str, type_code: str, channel: str = "") -> str:
     return f"{DEVICE_TYPE_REF}:{device_id}{SEP}{type_code}{SEP}{channel}"
 
 
-def device_field_ref(device_id: str, field_name: str) -> str:
-    return f"{DEVICE_FIELD_REF}:{device_id}{SEP}{field_name}"
+def device_field_ref(device_id: str, field_name: str, channel: str = "") -> str:
+    suffix = f"{SEP}{channel}" if channel else ""
+    return f"{DEVICE_FIELD_REF}:{device_id}{SEP}{field_name}{suffix}"
 
 
 def describe_ref(ref: str) -> str:
@@ -44,7 +46,7 @@ def describe_ref(ref: str) -> str:
     if kind == DEVICE_TYPE_REF:
         return "/".join(part for part in parts if part)
     if kind == DEVICE_FIELD_REF:
-        return f"{parts[0]}.{parts[1]}"
+        return f"{parts[0]}.{parts[1]}" + (f"/{parts[2]}" if len(parts) > 2 else "")
     return rest
 
 

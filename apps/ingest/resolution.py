@@ -121,9 +121,9 @@ def resolve_refs(refs: list[str]) -> tuple[dict[str, ResolvedSensor], dict[str, 
             device_id, code, channel = rest.split(SEP)
             sensor = by_type.get((device_id, code, channel))
         else:
-            device_id, field_name = rest.split(SEP)
+            device_id, field_name, *channel = rest.split(SEP)
             code = field_maps.get(adapters.get(device_id, "flat"), {}).get(field_name, field_name)
-            sensor = by_type.get((device_id, code, ""))
+            sensor = by_type.get((device_id, code, channel[0] if channel else ""))
         if sensor is not None:
             resolved[ref] = sensor
             _cache[ref] = (expires, sensor)

@@ -232,7 +232,7 @@ def test_every_configuration_route_is_in_the_table():
 
 
 # What the ingest role of gateways may call; every other API route answers it 403.
-INGEST_ROUTES = {("ingest", "post"), ("ingest-batch", "get"), ("device-heartbeat", "post")}
+INGEST_ROUTES = {("ingest", "post"), ("ingest-batch", "get"), ("device-heartbeat", "post"), ("influx-write", "post")}
 # Routes that check no role: the token exchange, and export downloads (a signed link or the job's owner).
 OPEN_TO_ALL = {("auth-token", "post"), ("export-job-download", "get")}
 
