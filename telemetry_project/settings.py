@@ -105,12 +105,16 @@ DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "test_tele
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_redis_url("REDIS_URL", "redis://localhost:6379/0")
+# Without Redis the web side goes on (docs/operations.md, Redis outages): every Redis call gives up after
+# REDIS_TIMEOUT_S, and after a failure a process leaves Redis alone for REDIS_RETRY_AFTER_S before trying again.
+REDIS_TIMEOUT_S = env_float("REDIS_TIMEOUT_S", 2.0, minimum=0.1)
+REDIS_RETRY_AFTER_S = env_float("REDIS_RETRY_AFTER_S", 5.0, minimum=0)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "telemetry",
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_timeout": REDIS_TIMEOUT_S},
     }
 }
 
@@ -215,8 +219,20 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 55, minimum=1)
 # would be delivered twice, and so would a countdown/eta further out: time limits and the retry backoff cap
 # must stay below it (checked here; docs/ingest.md).
 CELERY_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT_S", 60, minimum=5)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S,
+    "socket_connect_timeout": REDIS_TIMEOUT_S,
+}
+# Publishing a task must not hold a request up for long when Redis is down: a connect gives up after
+# REDIS_TIMEOUT_S and a publish is tried three times in about half a second (Celery's default). The result
+# backend would otherwise retry its reconnect 20 times a second apart (20 s) inside every send_task.
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT_S
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT_S
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S,
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.25},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 # The worker logs through Django's LOGGING (JSON with request ids) instead of Celery's own handlers.
