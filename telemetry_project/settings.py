@@ -273,6 +273,9 @@ INGEST_WRITE_METHOD = env_choice("INGEST_WRITE_METHOD", "copy", {"copy", "unnest
 INGEST_SEQ_DEDUP_WINDOW_S = env_int("INGEST_SEQ_DEDUP_WINDOW_S", 86_400, minimum=1)
 # Request bodies up to this size are read (10,000 verbose readings are about 2 MB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024, minimum=1024)
+# A batch claimed this many times without finishing (its runs keep being killed) fails with a dead letter instead
+# of being tried again; keep it above TASK_MAX_RETRIES + 1, so retries of transient errors fit under it.
+INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 10, minimum=1)
 # Finished ingest batches (their counts and reject samples) are kept this many days, then purged daily.
 INGEST_BATCH_RETENTION_DAYS = env_int("INGEST_BATCH_RETENTION_DAYS", 14, minimum=1)
 REALTIME_STALE_AFTER_S = env_int("REALTIME_STALE_AFTER_S", 900, minimum=1)
@@ -391,6 +394,8 @@ RETENTION_PURGE_BUDGET_S = env_float("RETENTION_PURGE_BUDGET_S", 90.0, minimum=1
 EXPORTS_SYNC_MAX_ROWS = env_int("EXPORTS_SYNC_MAX_ROWS", 100_000, minimum=0)
 EXPORTS_EXPIRE_HOURS = env_int("EXPORTS_EXPIRE_HOURS", 24, minimum=1)
 EXPORTS_TASK_TIME_LIMIT_S = env_int("EXPORTS_TASK_TIME_LIMIT_S", 1800, minimum=60)
+# A job started this many times without finishing (its runs were killed or timed out) fails.
+EXPORTS_MAX_ATTEMPTS = env_int("EXPORTS_MAX_ATTEMPTS", 3, minimum=1)
 
 CELERY_BEAT_SCHEDULE["aggregates-refresh-rollups"] = {
     "task": "aggregates.refresh_rollups",

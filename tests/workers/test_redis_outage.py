@@ -13,7 +13,6 @@ import logging
 import orjson
 import pytest
 import redis
-from celery import Celery, current_app
 from django.test import override_settings
 
 from apps.ingest.models import IngestBatch, LatestReading
@@ -24,6 +23,7 @@ from tests.factories import API
 from tests.ingest.helpers import post_readings
 from tests.operations.test_metrics import _value, scrape
 from tests.services import PrivateRedis
+from tests.worker import celery_app_on
 
 pytestmark = pytest.mark.django_db
 
@@ -43,17 +43,11 @@ def private_redis(tmp_path, settings):
     }
     settings.REDIS_URL = url
     settings.REDIS_RETRY_AFTER_S = 0
-    app = Celery("telemetry-redis-outage", set_as_current=False)
-    app.config_from_object("django.conf:settings", namespace="CELERY")
-    app.conf.broker_url = app.conf.result_backend = url
-    previous = current_app._get_current_object()
-    app.set_current()
     redis_outage.reset()
     try:
-        yield server
+        with celery_app_on(url):
+            yield server
     finally:
-        previous.set_current()
-        app.close()
         server.stop()
         redis_outage.reset()
 
