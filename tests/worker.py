@@ -97,9 +97,11 @@ class CeleryWorker:
         env: dict[str, str] | None = None,
         include: tuple[str, ...] = (),
         concurrency: int = 2,
+        purge: bool = True,
     ) -> CeleryWorker:
         """A worker on `app`'s broker (by default the test Redis database) and `database_url`, with `env` on top
-        of the test environment and the modules of `include` imported besides the project's tasks."""
+        of the test environment and the modules of `include` imported besides the project's tasks. The queues
+        are emptied first unless `purge` is false (a worker restarted to take over what is waiting)."""
         broker_url = app.conf.broker_url
         env = {
             **os.environ,
@@ -129,7 +131,8 @@ class CeleryWorker:
         ]
         for module in include:
             command += ["--include", module]
-        purge_queues(app)
+        if purge:
+            purge_queues(app)
         log_file = log_path.open("ab")
         try:
             # A session of its own, so the whole pool (parent and forked children) can be killed together.
