@@ -127,12 +127,16 @@ DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "test_tele
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_redis_url("REDIS_URL", "redis://localhost:6379/0")
+# Without Redis the web side goes on (docs/operations.md, Redis outages): every Redis call gives up after
+# REDIS_TIMEOUT_S, and after a failure a process leaves Redis alone for REDIS_RETRY_AFTER_S before trying again.
+REDIS_TIMEOUT_S = env_float("REDIS_TIMEOUT_S", 2.0, minimum=0.1)
+REDIS_RETRY_AFTER_S = env_float("REDIS_RETRY_AFTER_S", 5.0, minimum=0)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "telemetry",
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_timeout": REDIS_TIMEOUT_S},
     }
 }
 
@@ -271,8 +275,20 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 55, minimum=1)
 # would be delivered twice, and so would a countdown/eta further out: time limits and the retry backoff cap
 # must stay below it (checked here; docs/ingest.md).
 CELERY_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT_S", 60, minimum=5)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S,
+    "socket_connect_timeout": REDIS_TIMEOUT_S,
+}
+# Publishing a task must not hold a request up for long when Redis is down: a connect gives up after
+# REDIS_TIMEOUT_S and a publish is tried three times in about half a second (Celery's default). The result
+# backend would otherwise retry its reconnect 20 times a second apart (20 s) inside every send_task.
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT_S
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT_S
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S,
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.25},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 # The worker logs through Django's LOGGING (JSON with request ids) instead of Celery's own handlers.
@@ -313,6 +329,9 @@ INGEST_WRITE_METHOD = env_choice("INGEST_WRITE_METHOD", "copy", {"copy", "unnest
 INGEST_SEQ_DEDUP_WINDOW_S = env_int("INGEST_SEQ_DEDUP_WINDOW_S", 86_400, minimum=1)
 # Request bodies up to this size are read (10,000 verbose readings are about 2 MB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024, minimum=1024)
+# A batch claimed this many times without finishing (its runs keep being killed) fails with a dead letter instead
+# of being tried again; keep it above TASK_MAX_RETRIES + 1, so retries of transient errors fit under it.
+INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 10, minimum=1)
 # Finished ingest batches (their counts and reject samples) are kept this many days, then purged daily.
 INGEST_BATCH_RETENTION_DAYS = env_int("INGEST_BATCH_RETENTION_DAYS", 14, minimum=1)
 REALTIME_STALE_AFTER_S = env_int("REALTIME_STALE_AFTER_S", 900, minimum=1)
@@ -448,6 +467,8 @@ EXPORTS_MAX_ROWS = env_int("EXPORTS_MAX_ROWS", 5_000_000, minimum=1)
 EXPORTS_MAX_ACTIVE_JOBS_PER_USER = env_int("EXPORTS_MAX_ACTIVE_JOBS_PER_USER", 3, minimum=1)
 EXPORTS_EXPIRE_HOURS = env_int("EXPORTS_EXPIRE_HOURS", 24, minimum=1)
 EXPORTS_TASK_TIME_LIMIT_S = env_int("EXPORTS_TASK_TIME_LIMIT_S", 1800, minimum=60)
+# A job started this many times without finishing (its runs were killed or timed out) fails.
+EXPORTS_MAX_ATTEMPTS = env_int("EXPORTS_MAX_ATTEMPTS", 3, minimum=1)
 
 CELERY_BEAT_SCHEDULE["aggregates-refresh-rollups"] = {
     "task": "aggregates.refresh_rollups",

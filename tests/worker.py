@@ -7,13 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import redis
+from celery import Celery, current_app
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.conf import settings
 from kombu.exceptions import ChannelError
@@ -48,17 +50,33 @@ def database_url(settings_dict: dict) -> str:
     return f"postgres://{credentials}{host}{port}/{quote(settings_dict['NAME'], safe='')}"
 
 
-def purge_queues() -> None:
-    """Drop every message waiting in (or taken but not acknowledged from) the test broker's queues."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+def purge_queues(app: Celery = celery_app) -> None:
+    """Drop every message waiting in (or taken but not acknowledged from) the broker's queues."""
+    client = redis.Redis.from_url(app.conf.broker_url)
     try:
         client.delete(*UNACKED_KEYS)
     finally:
         client.close()
-    with celery_app.connection_for_write() as connection:
+    with app.connection_for_write() as connection:
         channel = connection.default_channel
         for queue in QUEUES:
             channel.queue_purge(queue)
+
+
+@contextmanager
+def celery_app_on(redis_url: str) -> Iterator[Celery]:
+    """A fresh Celery app configured like the project's, with broker and results on `redis_url`, made the
+    current app (what the services' send_task goes through) until the block ends."""
+    app = Celery("telemetry-private", set_as_current=False)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.conf.broker_url = app.conf.result_backend = redis_url
+    previous = current_app._get_current_object()
+    app.set_current()
+    try:
+        yield app
+    finally:
+        previous.set_current()
+        app.close()
 
 
 @dataclass
@@ -66,17 +84,34 @@ class CeleryWorker:
     process: subprocess.Popen
     log_path: Path
     database_url: str
+    app: Celery = celery_app
 
     @classmethod
-    def start(cls, *, database_url: str, log_path: Path, startup_timeout: float = 30.0) -> CeleryWorker:
+    def start(
+        cls,
+        *,
+        database_url: str,
+        log_path: Path,
+        startup_timeout: float = 30.0,
+        app: Celery = celery_app,
+        env: dict[str, str] | None = None,
+        include: tuple[str, ...] = (),
+        concurrency: int = 2,
+        purge: bool = True,
+    ) -> CeleryWorker:
+        """A worker on `app`'s broker (by default the test Redis database) and `database_url`, with `env` on top
+        of the test environment and the modules of `include` imported besides the project's tasks. The queues
+        are emptied first unless `purge` is false (a worker restarted to take over what is waiting)."""
+        broker_url = app.conf.broker_url
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": database_url,
-            "REDIS_URL": settings.REDIS_URL,
-            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-            "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+            "REDIS_URL": broker_url if app is not celery_app else settings.REDIS_URL,
+            "CELERY_BROKER_URL": broker_url,
+            "CELERY_RESULT_BACKEND": app.conf.result_backend,
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         command = [
             sys.executable,
@@ -88,14 +123,17 @@ class CeleryWorker:
             "-Q",
             ",".join(QUEUES),
             "-c",
-            "2",
+            str(concurrency),
             "--without-gossip",
             "--without-mingle",
             "-l",
             "info",
         ]
-        purge_queues()
-        log_file = log_path.open("wb")
+        for module in include:
+            command += ["--include", module]
+        if purge:
+            purge_queues(app)
+        log_file = log_path.open("ab")
         try:
             # A session of its own, so the whole pool (parent and forked children) can be killed together.
             process = subprocess.Popen(
@@ -108,7 +146,7 @@ class CeleryWorker:
             )
         finally:
             log_file.close()
-        worker = cls(process=process, log_path=log_path, database_url=database_url)
+        worker = cls(process=process, log_path=log_path, database_url=database_url, app=app)
         try:
             worker.wait_until_ready(startup_timeout)
         except BaseException:
@@ -119,7 +157,7 @@ class CeleryWorker:
     def wait_until_ready(self, timeout: float) -> None:
         """Round-trip `housekeeping.ping` through the broker; the first answer proves the worker consumes."""
         deadline = time.monotonic() + timeout
-        result = celery_app.send_task("housekeeping.ping")
+        result = self.app.send_task("housekeeping.ping")
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"Celery worker exited with {self.process.returncode}:\n{self.log()}")
@@ -134,7 +172,7 @@ class CeleryWorker:
     def pending(self) -> int:
         """Messages waiting in the worker's queues plus those delivered and not yet acknowledged: with late
         acknowledgement, that is every task still reserved or running."""
-        with celery_app.connection_for_write() as connection:
+        with self.app.connection_for_write() as connection:
             channel = connection.default_channel
             waiting = 0
             for queue in QUEUES:
@@ -157,6 +195,12 @@ class CeleryWorker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker, main process and pool, the way a host that dies takes it."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
     def stop(self, grace: float = 10.0) -> None:
         """Warm shutdown (SIGTERM), then SIGKILL for the worker's whole process group."""

@@ -201,7 +201,7 @@ def export_job_run(*, export_id: str) -> ExportJob | None:
     """
     now = timezone.now()
     claimed = (
-        ExportJob.objects.filter(pk=export_id)
+        ExportJob.objects.filter(pk=export_id, attempts__lt=settings.EXPORTS_MAX_ATTEMPTS)
         .filter(Q(status=ExportJob.Status.QUEUED) | Q(status=ExportJob.Status.RUNNING, lease_until__lt=now))
         .update(status=ExportJob.Status.RUNNING, started_at=now, lease_until=now + LEASE, attempts=F("attempts") + 1)
     )
@@ -287,12 +287,18 @@ def exports_sweep(*, now: datetime | None = None) -> dict[str, int]:
         expired += ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.DONE).update(
             status=ExportJob.Status.EXPIRED, file=""
         )
-    stale = list(
-        ExportJob.objects.filter(
-            Q(status=ExportJob.Status.QUEUED, created_at__lt=now - QUEUED_TOO_LONG)
-            | Q(status=ExportJob.Status.RUNNING, lease_until__lt=now)
-        ).values_list("pk", flat=True)[:100]
+    stale = ExportJob.objects.filter(
+        Q(status=ExportJob.Status.QUEUED, created_at__lt=now - QUEUED_TOO_LONG)
+        | Q(status=ExportJob.Status.RUNNING, lease_until__lt=now)
     )
+    # A job whose runs keep dying (time limit, out of memory) fails rather than being queued again for ever.
+    stale.filter(attempts__gte=settings.EXPORTS_MAX_ATTEMPTS).update(
+        status=ExportJob.Status.FAILED,
+        error=f"Gave up after {settings.EXPORTS_MAX_ATTEMPTS} attempts that did not finish.",
+        finished_at=now,
+        lease_until=None,
+    )
+    stale = list(stale.values_list("pk", flat=True)[:100])
     for export_id in stale:
         enqueue_export(export_id=str(export_id))
     return {"expired": expired, "requeued": len(stale)}

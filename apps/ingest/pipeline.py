@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from apps.ingest.adapters import to_epoch_us
@@ -35,6 +35,11 @@ class Reason:
     NOT_A_NUMBER = "not_a_number"
     OUT_OF_RANGE = "out_of_range"
     FUTURE_TIMESTAMP = "future_timestamp"
+
+
+class AttemptsExhausted(Exception):
+    """A batch was claimed INGEST_MAX_ATTEMPTS times and never finished: not retried, it fails (and its task
+    becomes a dead letter to replay once the cause is dealt with)."""
 
 
 @dataclass
@@ -109,7 +114,8 @@ def batch_process(*, batch_id: str) -> BatchOutcome | None:
     """Store a queued batch. Safe to run any number of times: a done batch is left alone, and everything
     a run writes commits together with the batch's new status, so a run that dies leaves no trace.
 
-    1. Mark the batch processing (its own commit, so status readers see it), unless it is already done.
+    1. Mark the batch processing and count the attempt (its own commit, so status readers see it), unless it
+       is already done; past INGEST_MAX_ATTEMPTS raise AttemptsExhausted.
     2. In one transaction, lock the batch row (a concurrent redelivery waits here, then sees it done).
     3. Resolve sensor references in one query; reject what is unknown, foreign, not a number,
        implausible or from the future.
@@ -118,12 +124,24 @@ def batch_process(*, batch_id: str) -> BatchOutcome | None:
        latest values, touch devices' last seen, and record the counts with status done.
     """
     now = timezone.now()
+    cap = settings.INGEST_MAX_ATTEMPTS
+    failed = Q(status=IngestBatch.Status.FAILED)
     claimed = (
         IngestBatch.objects.filter(pk=batch_id)
         .exclude(status=IngestBatch.Status.DONE)
-        .update(status=IngestBatch.Status.PROCESSING, started_at=now, attempts=F("attempts") + 1)
+        # Attempts count claims, so a batch whose runs keep dying (killed at the time limit, out of memory)
+        # stops at the cap instead of being redelivered for ever. Only a person sends a failed batch again
+        # (replay, admin action), and that starts a fresh count.
+        .filter(failed | Q(attempts__lt=cap))
+        .update(
+            status=IngestBatch.Status.PROCESSING,
+            started_at=now,
+            attempts=Case(When(failed, then=Value(1)), default=F("attempts") + 1),
+        )
     )
     if not claimed:
+        if IngestBatch.objects.filter(pk=batch_id).exclude(status=IngestBatch.Status.DONE).exists():
+            raise AttemptsExhausted(f"ingest batch {batch_id} was claimed {cap} times without finishing")
         logger.info("ingest batch %s is done or gone; nothing to do", batch_id)
         return None
     started = time.monotonic()

@@ -2,7 +2,9 @@
 
 Saving or deleting a sensor, device or sensor type bumps a generation number in the shared cache (Redis);
 every batch reads it once and drops this process's cache when it moved, so a changed plausible range or a
-deleted sensor is seen by the next batch. Changes that bypass model signals (queryset.update) are seen within
+deleted sensor is seen by the next batch. Both are best-effort: a save goes through without Redis (its bump
+is lost, so other processes see the change within INGEST_SENSOR_CACHE_S), and a batch that cannot read the
+generation resolves afresh. Changes that bypass model signals (queryset.update) are seen within
 INGEST_SENSOR_CACHE_S. Unknown references are never cached, so a sensor created a moment ago is found on the
 next batch.
 """
@@ -17,6 +19,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from apps.ingest.payload import DEVICE_FIELD_REF, DEVICE_TYPE_REF, KEY_REF, SEP
+from apps.operations.redis_outage import best_effort
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,8 @@ _cache: dict[str, tuple[float, ResolvedSensor]] = {}
 _CACHE_LIMIT = 200_000
 GENERATION_KEY = "ingest:sensor-config-generation"
 _generation: list = [None]
+# Stands for "could not be read": never equal to what Redis holds, so the cache is dropped again once it answers.
+_UNREADABLE = object()
 
 _QUERY = """
 SELECT s.id, s.key, s.channel, t.code, d.id, d.device_id, d.status, d.payload_adapter, t.plausible_min, t.plausible_max
@@ -56,6 +61,10 @@ def clear_cache() -> None:
 
 def bump_generation() -> None:
     """Tell every worker process that sensor configuration changed."""
+    best_effort("config_generation_bump", _bump, None)
+
+
+def _bump() -> None:
     if not cache.add(GENERATION_KEY, 1, timeout=None):
         try:
             cache.incr(GENERATION_KEY)
@@ -69,8 +78,8 @@ def configuration_changed(sender, **kwargs) -> None:
 
 
 def _check_generation() -> None:
-    generation = cache.get(GENERATION_KEY)
-    if generation != _generation[0]:
+    generation = best_effort("config_generation_read", lambda: cache.get(GENERATION_KEY), _UNREADABLE)
+    if generation is _UNREADABLE or generation != _generation[0]:
         _cache.clear()
         _generation[0] = generation
 

@@ -16,6 +16,7 @@ from apps.ingest.adapters import IngestContext, ItemErrors, adapter_for
 from apps.ingest.models import IngestBatch
 from apps.ingest.payload import NormalizedBatch
 from apps.operations import metrics
+from apps.operations.redis_outage import best_effort
 
 PROCESS_BATCH_TASK = "ingest.process_batch"
 MAX_REPORTED_ERRORS = 1000
@@ -130,8 +131,15 @@ def batch_create(
     return batch
 
 
-def enqueue_batch(*, batch_id: str) -> None:
-    current_app.send_task(PROCESS_BATCH_TASK, args=[batch_id])
+def enqueue_batch(*, batch_id: str) -> bool:
+    """Send the batch's task; False when the broker cannot be reached (the batch stays queued in PostgreSQL
+    for the requeue beat). Nobody waits for its result (the batch row is the result), so the publish does not
+    subscribe to one either: that would be one more Redis round trip per request."""
+    return best_effort(
+        "enqueue_batch",
+        lambda: bool(current_app.send_task(PROCESS_BATCH_TASK, args=[batch_id], ignore_result=True)),
+        False,
+    )
 
 
 def batch_requeue_stale(*, older_than_s: int) -> int:
@@ -145,9 +153,7 @@ def batch_requeue_stale(*, older_than_s: int) -> int:
             | Q(status=IngestBatch.Status.PROCESSING, started_at__lt=cutoff)
         ).values_list("pk", flat=True)[:1000]
     )
-    for batch_id in stale:
-        enqueue_batch(batch_id=str(batch_id))
-    return len(stale)
+    return sum(enqueue_batch(batch_id=str(batch_id)) for batch_id in stale)
 
 
 def batch_purge_finished(*, finished_before: datetime, limit: int = 10_000) -> int:

@@ -3,6 +3,7 @@ reminders, and the safety nets that find work a lost message left behind."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import secrets
@@ -12,7 +13,7 @@ from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
@@ -240,9 +241,10 @@ def retry_delay(attempts: int, *, retry_after_s: float | None = None) -> float:
 
 def notification_claim(*, notification_id: int, now: datetime) -> bool:
     """Take a notification for sending: pending and due, or sending under a lease that ran out (its worker
-    died). The conditional UPDATE's row count says who won, so a redelivered task never sends twice."""
+    died) with attempts left. The conditional UPDATE's row count says who won, so a redelivered task never
+    sends twice."""
     due = Q(status=Notification.Status.PENDING) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-    abandoned = Q(status=Notification.Status.SENDING, lease_until__lt=now)
+    abandoned = Q(status=Notification.Status.SENDING, lease_until__lt=now, attempts__lt=settings.NOTIFY_MAX_ATTEMPTS)
     return bool(
         Notification.objects.filter(due | abandoned, pk=notification_id).update(
             status=Notification.Status.SENDING,
@@ -324,10 +326,33 @@ def notification_deliver(*, notification_id: int) -> DeliveryOutcome:
             message,
         )
         return DeliveryOutcome("retry", retry_in_s=delay, error=message)
+    except BaseException as error:
+        # Not the channel's answer: the run was interrupted (its soft time limit, a lost database). Give the
+        # claim back at once rather than leave the row `sending` until its lease runs out; the task's retry
+        # takes the next attempt.
+        with contextlib.suppress(DatabaseError):  # the database may be what was lost; the sweep then does it
+            _release(mine, attempts=notification.attempts, error=f"{type(error).__name__}: {error}")
+        raise
     sent_at = timezone.now()
     # last_error is kept: the history shows what the earlier attempts ran into.
     mine.update(status=Notification.Status.SENT, sent_at=sent_at, lease_until=None, updated_at=sent_at)
     return DeliveryOutcome("sent")
+
+
+def _release(claimed, *, attempts: int, error: str) -> int:
+    """A claimed notification back to pending and due now, or failed once NOTIFY_MAX_ATTEMPTS are spent."""
+    now = timezone.now()
+    if attempts >= settings.NOTIFY_MAX_ATTEMPTS:
+        return claimed.update(
+            status=Notification.Status.FAILED, last_error=error[:5000], lease_until=None, updated_at=now
+        )
+    return claimed.update(
+        status=Notification.Status.PENDING,
+        last_error=error[:5000],
+        next_attempt_at=now,
+        lease_until=None,
+        updated_at=now,
+    )
 
 
 def notification_retry(*, notification: Notification) -> Notification:
@@ -443,11 +468,24 @@ def notifications_requeue_stalled(*, now: datetime | None = None, limit: int = 1
     events = [event_id for event_id, _ in stalled if event_id not in dead_events]
     for event_id in events:
         enqueue_fan_out(event_ids=[event_id])
-    overdue = list(
-        Notification.objects.filter(
-            Q(status=Notification.Status.PENDING, next_attempt_at__lt=now - grace)
-            | Q(status=Notification.Status.SENDING, lease_until__lt=now)
-        )
+    # Claims whose worker never came back (killed, or stopped at its hard time limit): pending again, or failed
+    # once their attempts are spent, so no row stays `sending`.
+    abandoned = Notification.objects.filter(status=Notification.Status.SENDING, lease_until__lt=now)
+    gone = "Abandoned while sending: its worker stopped before recording an outcome."
+    abandoned.filter(attempts__gte=settings.NOTIFY_MAX_ATTEMPTS).update(
+        status=Notification.Status.FAILED, last_error=gone, lease_until=None, updated_at=now
+    )
+    released = list(abandoned.values_list("pk", flat=True)[:limit])
+    abandoned.filter(pk__in=released).update(
+        status=Notification.Status.PENDING,
+        last_error=gone,
+        next_attempt_at=timezone.now(),
+        lease_until=None,
+        updated_at=now,
+    )
+    overdue = released + list(
+        Notification.objects.filter(status=Notification.Status.PENDING, next_attempt_at__lt=now - grace)
+        .exclude(pk__in=released)
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )

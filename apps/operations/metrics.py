@@ -36,3 +36,9 @@ TASK_SECONDS = Histogram(
 DEAD_LETTERS = Counter("telemetry_dead_letters_total", "Dead letters recorded, by source", ["source"])
 MQTT_MESSAGES = Counter("telemetry_mqtt_messages_total", "MQTT messages handled by the bridge", ["topic", "outcome"])
 MQTT_RECONNECTS = Counter("telemetry_mqtt_reconnects_total", "Times the MQTT bridge reconnected to the broker")
+REDIS_FALLBACKS = Counter(
+    "telemetry_redis_fallbacks_total",
+    "Times a process went on without Redis (throttle let through, cache bump or read skipped, task left for the "
+    "requeue beat), by operation",
+    ["operation"],
+)

@@ -2,7 +2,9 @@
 
 Request limits use DRF's throttles; the ingest limit counts readings, not requests, so a gateway sending
 10,000 readings in one request spends 10,000 of its budget. Every limit answers 429 with Retry-After.
-A rate of "off" (or empty) switches a limit off.
+A rate of "off" (or empty) switches a limit off. Without Redis every limit lets requests through (fails
+open, counted and logged by apps/operations/redis_outage.py): refusing ingest because a counter cannot be
+read would lose more than a burst over the limit costs.
 """
 
 from __future__ import annotations
@@ -14,12 +16,19 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from apps.accounts.permissions import request_device
+from apps.operations.redis_outage import best_effort
+
+THROTTLE_OPERATION = "throttle"
 
 
 class TokenRateThrottle(SimpleRateThrottle):
     """Requests per user token (people and integrations)."""
 
     scope = "token"
+
+    def allow_request(self, request, view) -> bool:
+        allow = super().allow_request
+        return best_effort(THROTTLE_OPERATION, lambda: allow(request, view), True)
 
     def get_rate(self):
         return settings.THROTTLE_RATES.get(self.scope)
@@ -57,6 +66,9 @@ class WeightedRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
         if self.limit is None or request.method != "POST":
             return True
+        return best_effort(THROTTLE_OPERATION, lambda: self._spend(request), True)
+
+    def _spend(self, request) -> bool:
         device = request_device(request)
         ident = f"d{device.pk}" if device is not None else f"u{request.user.pk}"
         weight = self.weight(request)

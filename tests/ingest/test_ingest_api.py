@@ -17,7 +17,9 @@ def test_accepted_request_answers_202_with_the_batch_and_queues_one_task_after_c
     world, admin_api, django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr("apps.ingest.services.current_app.send_task", lambda name, args: sent.append((name, args)))
+    monkeypatch.setattr(
+        "apps.ingest.services.current_app.send_task", lambda name, args, **options: sent.append((name, args))
+    )
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = post_readings(admin_api, [{"sensor": "env-001/temperature", "value": 20.0}] * 3)
         assert sent == []  # nothing leaves before the batch row is committed

@@ -53,3 +53,16 @@ def test_task_modules_are_registered_explicitly():
     app.loader.import_default_modules()
 
     assert "housekeeping.ping" in app.tasks
+
+
+def test_a_publish_gives_up_quickly_when_redis_is_down():
+    # Each send_task runs inside a request (after commit): a connect gives up after REDIS_TIMEOUT_S, the
+    # publish is retried twice within half a second, and the result backend's reconnect (20 tries a second
+    # apart by default) twice within half a second.
+    assert app.conf.broker_connection_timeout == settings.REDIS_TIMEOUT_S
+    assert app.conf.broker_transport_options["socket_connect_timeout"] == settings.REDIS_TIMEOUT_S
+    assert app.conf.redis_socket_connect_timeout == settings.REDIS_TIMEOUT_S
+    publish = app.conf.task_publish_retry_policy
+    assert publish["max_retries"] * publish["interval_max"] <= 0.5
+    reconnect = app.backend.retry_policy
+    assert reconnect["max_retries"] * reconnect["interval_max"] <= 0.5

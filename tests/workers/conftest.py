@@ -1,0 +1,1 @@
+from tests.notifications.fixtures import receiver  # noqa: F401 (fixture)
