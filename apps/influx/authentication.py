@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.settings import api_settings
 
@@ -53,3 +54,18 @@ class InfluxTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+class InfluxTokenScheme(OpenApiAuthenticationExtension):
+    """Names the InfluxDB-style token in the OpenAPI schema's security schemes."""
+
+    target_class = InfluxTokenAuthentication
+    name = "influxToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <API token or device ingest key>`, as InfluxDB clients and Telegraf send it.",
+        }
