@@ -247,7 +247,13 @@ READINGS_RETENTION_DAYS = env_int("READINGS_RETENTION_DAYS", 90, minimum=1)
 
 # --- Ingest ---------------------------------------------------------------------------------------------------
 INGEST_MAX_READINGS_PER_REQUEST = env_int("INGEST_MAX_READINGS_PER_REQUEST", 10_000, minimum=1)
+# Accepted timestamps: from 2000-01-01 to this many seconds after the request arrived; others are rejected.
 INGEST_MAX_FUTURE_SKEW_S = env_int("INGEST_MAX_FUTURE_SKEW_S", 300, minimum=0)
+# Largest magnitude of a value; beyond it a reading is rejected (value_out_of_range). The default keeps every
+# integer exact in a float and any hour's sum far from float8's limit (about 1.8e308).
+INGEST_MAX_ABS_VALUE = env_float("INGEST_MAX_ABS_VALUE", 1e15, minimum=1)
+if INGEST_MAX_ABS_VALUE > 1e300:
+    raise ImproperlyConfigured("INGEST_MAX_ABS_VALUE must be at most 1e300, or sums of readings would overflow.")
 INGEST_REJECT_SAMPLES = env_int("INGEST_REJECT_SAMPLES", 20, minimum=0)
 INGEST_SENSOR_CACHE_S = env_int("INGEST_SENSOR_CACHE_S", 60, minimum=0)
 # How readings reach the table: "copy" (COPY into a staging table, then INSERT ... ON CONFLICT) or "unnest"

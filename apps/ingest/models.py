@@ -95,7 +95,7 @@ class IngestBatch(models.Model):
     rejected = models.PositiveIntegerField(default=0)
     rejected_by_reason = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(default=list, blank=True, help_text="The first rejects with their reasons.")
-    sequence_gaps = models.PositiveIntegerField(default=0)
+    sequence_gaps = models.PositiveBigIntegerField(default=0)
     failure = models.TextField(blank=True, default="")
     # Normalised readings waiting to be stored, as compact JSON bytes (apps/ingest/payload.py); cleared once
     # the batch is done, kept when it failed so a replay has them.
