@@ -19,6 +19,7 @@ from apps.core.parsers import FastJSONParser
 from apps.core.schema import ErrorSerializer
 from apps.core.timeparams import parse_time_param
 from apps.devices.models import Sensor
+from apps.ingest import idempotency
 from apps.ingest.csv_import import csv_import_create
 from apps.ingest.models import IngestBatch
 from apps.ingest.pipeline import Reason
@@ -99,6 +100,28 @@ REJECT_REASONS = (
     + ", ".join(f"`{reason}`" for reason in Reason.ALL)
     + " (docs/ingest.md says what each means)."
 )
+IDEMPOTENCY_PARAMETERS = [
+    OpenApiParameter(
+        idempotency.HEADER,
+        str,
+        OpenApiParameter.HEADER,
+        description="Up to 255 printable ASCII characters, chosen by the client per request. Sent again by the "
+        "same device or user within a day with the same body, it answers with the first request's batches "
+        "(and `Idempotent-Replayed: true`) instead of storing anything twice; with another body it is a 422.",
+    ),
+    OpenApiParameter(
+        idempotency.REPLAYED_HEADER,
+        str,
+        OpenApiParameter.HEADER,
+        response=[202],
+        description="`true` when the answer is that of an earlier request with the same Idempotency-Key.",
+    ),
+]
+IDEMPOTENCY_CONFLICT = OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used for another body.")
+
+
+def _replayed_headers(replayed: bool) -> dict[str, str]:
+    return {idempotency.REPLAYED_HEADER: "true"} if replayed else {}
 
 
 class IngestView(APIView):
@@ -113,6 +136,7 @@ class IngestView(APIView):
     @extend_schema(
         request=OpenApiTypes.OBJECT,
         examples=INGEST_EXAMPLES,
+        parameters=IDEMPOTENCY_PARAMETERS,
         description=REJECT_REASONS,
         responses={
             202: BatchSerializer,
@@ -123,23 +147,35 @@ class IngestView(APIView):
                 ErrorSerializer,
                 description="More readings than INGEST_MAX_READINGS_PER_REQUEST, or a body over INGEST_MAX_BODY_BYTES.",
             ),
+            422: IDEMPOTENCY_CONFLICT,
         },
         summary="Send readings (single, datagram and flat shapes, mixed freely)",
         tags=["ingest"],
     )
     def post(self, request):
         received_at = timezone.now()
+        key = idempotency.idempotency_key_of(request.headers)
+        body = request.data
         device_pk, device_id, user_pk = _sender(request)
-        normalized = normalize_request(request.data, received_at=received_at, device_id=device_id)
-        batch = batch_create(
-            normalized=normalized,
-            received_at=received_at,
-            device_pk=device_pk,
-            user_pk=user_pk,
-            request_id=getattr(request, "request_id", ""),
+        normalized = normalize_request(body, received_at=received_at, device_id=device_id)
+        batches, replayed = idempotency.batches_create_once(
+            sender=idempotency.sender_of(device_pk=device_pk, user_pk=user_pk),
+            key=key,
+            request_hash=idempotency.body_hash(request.body) if key else "",
+            now=received_at,
+            create=lambda: [
+                batch_create(
+                    normalized=normalized,
+                    received_at=received_at,
+                    device_pk=device_pk,
+                    user_pk=user_pk,
+                    request_id=getattr(request, "request_id", ""),
+                )
+            ],
         )
-        location = f"/api/v1/ingest/batches/{batch.pk}/"
-        return Response(BatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+        batch = batches[0]
+        headers = {"Location": f"/api/v1/ingest/batches/{batch.pk}/", **_replayed_headers(replayed)}
+        return Response(BatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
 class BatchDetailView(APIView):
@@ -163,6 +199,7 @@ class ImportView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": inline_serializer("ReadingsImport", {"file": serializers.FileField()})},
+        parameters=IDEMPOTENCY_PARAMETERS,
         description="The whole file is checked before anything is queued: a malformed line anywhere (named as "
         "`line N` in `errors`, also bytes that are not UTF-8) refuses the upload and nothing is stored. "
         + REJECT_REASONS,
@@ -172,6 +209,7 @@ class ImportView(APIView):
             ),
             400: OpenApiResponse(ErrorSerializer, description="A missing file or column, or a malformed line."),
             413: OpenApiResponse(ErrorSerializer, description="A file over INGEST_MAX_IMPORT_BYTES."),
+            422: IDEMPOTENCY_CONFLICT,
         },
         summary="Import readings from CSV (sensor,ts,value); idempotent on re-upload",
         tags=["ingest"],
@@ -182,14 +220,31 @@ class ImportView(APIView):
             raise ApplicationError(
                 "Upload a CSV file in the 'file' field.", errors={"file": ["This field is required."]}
             )
-        batches, rows = csv_import_create(
-            stream=upload.file,
-            received_at=timezone.now(),
-            user_pk=request.user.pk,
-            chunk_size=settings.INGEST_MAX_READINGS_PER_REQUEST,
+        received_at = timezone.now()
+        key = idempotency.idempotency_key_of(request.headers)
+        imported: dict[str, int] = {}
+
+        def create() -> list[IngestBatch]:
+            batches, imported["rows"] = csv_import_create(
+                stream=upload.file,
+                received_at=received_at,
+                user_pk=request.user.pk,
+                chunk_size=settings.INGEST_MAX_READINGS_PER_REQUEST,
+            )
+            return batches
+
+        batches, replayed = idempotency.batches_create_once(
+            sender=idempotency.sender_of(device_pk=None, user_pk=request.user.pk),
+            key=key,
+            request_hash=idempotency.file_hash(upload.file) if key else "",
+            now=received_at,
+            create=create,
         )
+        rows = imported["rows"] if not replayed else sum(batch.received for batch in batches)
         return Response(
-            {"batches": BatchSerializer(batches, many=True).data, "rows": rows}, status=status.HTTP_202_ACCEPTED
+            {"batches": BatchSerializer(batches, many=True).data, "rows": rows},
+            status=status.HTTP_202_ACCEPTED,
+            headers=_replayed_headers(replayed),
         )
 
 
