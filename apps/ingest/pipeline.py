@@ -178,7 +178,7 @@ def batch_process(*, batch_id: str) -> BatchOutcome | None:
         # Some reading's data was refused; everything rolled back. Go again, finding it (no savepoints on the
         # normal path: they would cost every batch two more round trips).
         logger.warning("ingest batch %s: %s; isolating the readings at fault", batch_id, exc)
-        outcome = _store_batch(batch_id, isolate=True)
+        outcome = _store_batch(batch_id, refused=exc)
     if outcome is not None:
         _count(outcome, seconds=time.monotonic() - started)
         logger.info(
@@ -198,7 +198,8 @@ def _count(outcome: BatchOutcome, *, seconds: float) -> None:
         metrics.INGEST_BATCH_LATENCY_SECONDS.observe((timezone.now() - outcome.received_at).total_seconds())
 
 
-def _store_batch(batch_id: str, *, isolate: bool = False) -> BatchOutcome | None:
+def _store_batch(batch_id: str, *, refused: Exception | None = None) -> BatchOutcome | None:
+    """Store the batch in one transaction; `refused`: the error of a first attempt, to isolate its cause."""
     with transaction.atomic():
         batch = IngestBatch.objects.select_for_update().filter(pk=batch_id).first()
         if batch is None or batch.status == IngestBatch.Status.DONE:
@@ -206,8 +207,10 @@ def _store_batch(batch_id: str, *, isolate: bool = False) -> BatchOutcome | None
         if batch.payload is None:
             raise ValueError(f"ingest batch {batch_id} has no payload to process")
         normalized = NormalizedBatch.loads(batch.payload)
-        store = _store_isolating if isolate else store_readings
-        outcome = store(normalized, batch=batch)
+        if refused is None:
+            outcome = store_readings(normalized, batch=batch)
+        else:
+            outcome = _store_isolating(normalized, batch=batch, refused=refused)
         batch.status = IngestBatch.Status.DONE
         batch.finished_at = timezone.now()
         batch.received = outcome.received
@@ -230,8 +233,8 @@ def _store_batch(batch_id: str, *, isolate: bool = False) -> BatchOutcome | None
     return outcome
 
 
-def _store_isolating(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchOutcome:
-    """store_readings for a batch whose first attempt the database refused on data: what it refuses costs only
+def _store_isolating(normalized: NormalizedBatch, *, batch: IngestBatch, refused: Exception) -> BatchOutcome:
+    """store_readings for readings whose attempt the database `refused` on data: what it refuses costs only
     the request items that carry it.
 
     The batch is halved along request items, each half stored in a savepoint of its own, and a half that
@@ -241,7 +244,7 @@ def _store_isolating(normalized: NormalizedBatch, *, batch: IngestBatch) -> Batc
     this runs only for what they do not foresee."""
     items = sorted(set(normalized.i))
     if len(items) <= 1:
-        return _unstorable(normalized, batch=batch)
+        return _unstorable(normalized, batch=batch, refused=refused)
     middle = items[len(items) // 2]
     outcome = BatchOutcome(received_at=batch.received_at)
     for positions in (
@@ -254,21 +257,20 @@ def _store_isolating(normalized: NormalizedBatch, *, batch: IngestBatch) -> Batc
             with transaction.atomic():
                 part_outcome = store_readings(part, batch=batch)
         except DATA_ERRORS as exc:
-            logger.warning("ingest batch %s: %s; isolating the readings at fault", batch.pk, exc)
-            part_outcome = _store_isolating(part, batch=batch)
+            part_outcome = _store_isolating(part, batch=batch, refused=exc)
         outcome.merge(part_outcome, sample_limit=settings.INGEST_REJECT_SAMPLES)
     return outcome
 
 
-def _unstorable(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchOutcome:
+def _unstorable(normalized: NormalizedBatch, *, batch: IngestBatch, refused: Exception) -> BatchOutcome:
     """Reject the readings of one request item that the database refused."""
-    logger.warning(
-        "ingest batch %s: item %s rejected as unstorable", batch.pk, normalized.i[0] if normalized.i else "-"
-    )
+    item = normalized.i[0] if normalized.i else None
+    logger.warning("ingest batch %s: item %s rejected as unstorable: %s", batch.pk, item, refused)
+    detail = printable((str(refused).splitlines() or [type(refused).__name__])[0][:200])
     outcome = BatchOutcome(received=len(normalized), received_at=batch.received_at)
     outcome.rejected_by_reason[Reason.UNSTORABLE] = len(normalized)
     for position in range(min(len(normalized), settings.INGEST_REJECT_SAMPLES)):
-        outcome.samples.append(_sample(normalized, position, Reason.UNSTORABLE, "The database refused its data."))
+        outcome.samples.append(_sample(normalized, position, Reason.UNSTORABLE, detail))
     return outcome
 
 

@@ -168,6 +168,10 @@ def test_data_the_database_refuses_costs_only_its_own_item(world):
     assert (batch.status, batch.received, batch.stored, batch.rejected) == ("done", 9, 7, 2)
     assert batch.rejected_by_reason == {"unstorable": 2}
     assert sorted(sample["index"] for sample in batch.errors) == [6, 7]
+    assert {sample["detail"] for sample in batch.errors} == {
+        "PostgreSQL text fields cannot contain NUL (0x00) bytes",
+        "bigint out of range",
+    }
     assert Reading.objects.filter(sensor=world.sensors["env-001/humidity"]).count() == 6
     assert stored_values(world.sensors["env-002/humidity"]) == [("2026-02-12T16:00:00Z", 60.0)]
     assert batch.payload is None
