@@ -117,7 +117,9 @@ IDEMPOTENCY_PARAMETERS = [
         description="`true` when the answer is that of an earlier request with the same Idempotency-Key.",
     ),
 ]
-IDEMPOTENCY_CONFLICT = OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used for another body.")
+IDEMPOTENCY_CONFLICT = OpenApiResponse(
+    ErrorSerializer, description="The Idempotency-Key was used for another body (or its batches were deleted)."
+)
 
 
 def _replayed_headers(replayed: bool) -> dict[str, str]:

@@ -88,7 +88,13 @@ def batches_create_once(
                     status_code=422,
                 )
             by_id = IngestBatch.objects.defer("payload").in_bulk(held.batch_ids)
-            return [by_id[batch_id] for batch_id in held.batch_ids if batch_id in by_id], True
+            if len(by_id) < len(held.batch_ids):  # deleted by hand: there is nothing true to answer with
+                raise ApplicationError(
+                    f"The batches of the first request with this {HEADER} no longer exist; use a new key.",
+                    errors={HEADER: ["Its batches were deleted."]},
+                    status_code=422,
+                )
+            return [by_id[batch_id] for batch_id in held.batch_ids], True
         batches = create()
         IdempotencyKey.objects.filter(pk=claimed[0]).update(batch_ids=[batch.pk for batch in batches])
     return batches, False

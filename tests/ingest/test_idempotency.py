@@ -51,6 +51,15 @@ def test_a_key_reused_for_another_body_is_a_422(world, device_api):
     assert IngestBatch.objects.count() == 1
 
 
+def test_a_key_whose_batch_was_deleted_is_a_422(world, device_api):
+    IngestBatch.objects.filter(pk=post(device_api, READINGS).json()["batch_id"]).delete()
+
+    response = post(device_api, READINGS)
+
+    assert response.status_code == 422
+    assert_error_shape(response, "Idempotency-Key")
+
+
 def test_keys_belong_to_their_sender(world, device_api, admin_api):
     assert post(device_api, READINGS).status_code == 202
     other = post(admin_api, READINGS)
