@@ -17,7 +17,6 @@ from django.utils import timezone
 from apps.aggregates.exports import export_job_run, exports_sweep
 from apps.aggregates.models import ExportJob
 from apps.aggregates.services import rollups_refresh
-from apps.ingest.resolution import clear_cache
 from tests.aggregates.helpers import at, insert_raw, raw_buckets, series, store
 from tests.factories import API, assert_error_shape
 
@@ -27,13 +26,6 @@ MINUTE = timedelta(minutes=1)
 READINGS = f"{API}/exports/readings"
 AGGREGATES = f"{API}/exports/aggregates"
 START = at("2026-05-04T00:00:00Z")
-
-
-@pytest.fixture(autouse=True)
-def fresh_sensor_cache():
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,6 @@ from prometheus_client import REGISTRY
 from apps.aggregates.models import RollupDay, RollupHour, RollupOverflow, RollupState
 from apps.aggregates.selectors import AggregateQuery, aggregate_rows, iter_aggregate_rows
 from apps.aggregates.services import rollups_rebuild, rollups_refresh
-from apps.ingest.resolution import clear_cache
 from tests.aggregates.helpers import AGGREGATES, series, store
 from tests.factories import make_sensor, make_sensor_type
 
@@ -22,13 +21,6 @@ pytestmark = pytest.mark.django_db
 
 HUGE = 1.5e308
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture(autouse=True)
-def fresh_sensor_cache():
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture
