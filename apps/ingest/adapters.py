@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from apps.ingest.payload import NormalizedBatch, device_field_ref, device_type_ref, key_ref
-from apps.ingest.text import MAX_TEXT, identifier_error, printable
+from apps.ingest.text import CONTROL_MESSAGE, MAX_TEXT, has_control, identifier_error, printable
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_BIGINT = 2**63 - 1
@@ -30,6 +30,7 @@ MAX_BIGINT = 2**63 - 1
 TS_MIN_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
 TS_MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 NOT_A_TIMESTAMP = "Not a timestamp: use ISO 8601 (2026-02-12T16:00:00Z) or epoch seconds or milliseconds."
+_TIMESTAMP_TYPES = frozenset({str, int, float})
 
 
 class ItemErrors(dict):
@@ -54,7 +55,7 @@ class IngestContext:
         when absent. Naive ISO times are taken as UTC."""
         if raw is None:
             return self.received_at_us if default is None else default
-        if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        if type(raw) not in _TIMESTAMP_TYPES:  # not isinstance: True is no timestamp, and this runs per reading
             errors.add(field, NOT_A_TIMESTAMP)
             return None
         cached = self._ts_cache.get(raw)
@@ -138,9 +139,8 @@ def text_of(item: dict, field: str, errors: ItemErrors, *, required: bool = True
     if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_TEXT:
         errors.add(field, f"Must be a non-empty string of at most {MAX_TEXT} characters.")
         return None
-    problem = identifier_error(raw)
-    if problem is not None:
-        errors.add(field, problem)
+    if not raw.isprintable() and has_control(raw):
+        errors.add(field, CONTROL_MESSAGE)
         return None
     return raw
 
@@ -225,14 +225,15 @@ class DeviceDatagramAdapter(PayloadAdapter):
             for message in type_errors.get("type", []):
                 errors.add(f"{prefix}.type", message)
             channel = measurement.get("channel") or ""
-            if isinstance(channel, bool) or not isinstance(channel, str | int):
-                errors.add(f"{prefix}.channel", "Must be a string.")
-                continue
-            channel = str(channel)
-            problem = identifier_error(channel)
-            if problem is not None:
-                errors.add(f"{prefix}.channel", problem)
-                continue
+            if channel:
+                if isinstance(channel, bool) or not isinstance(channel, str | int):
+                    errors.add(f"{prefix}.channel", "Must be a string.")
+                    continue
+                channel = str(channel)
+                problem = identifier_error(channel)
+                if problem is not None:
+                    errors.add(f"{prefix}.channel", problem)
+                    continue
             ts = context.timestamp(measurement.get("ts"), errors, f"{prefix}.ts", default=datagram_ts)
             if "val" not in measurement:
                 errors.add(f"{prefix}.val", "This field is required.")

@@ -14,14 +14,21 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+CONTROL_MESSAGE = "Must not contain control characters."
+
+
 def identifier_error(raw: str) -> str | None:
     """Why a name (sensor key, device id, type code, channel, field name) cannot be used, or None."""
     if len(raw) > MAX_TEXT:
         return f"At most {MAX_TEXT} characters."
     # isprintable() is the fast path: it is true for almost every name and several times cheaper than a search.
-    if not raw.isprintable() and _CONTROL.search(raw):
-        return "Must not contain control characters."
+    if not raw.isprintable() and has_control(raw):
+        return CONTROL_MESSAGE
     return None
+
+
+def has_control(text: str) -> bool:
+    return _CONTROL.search(text) is not None
 
 
 def printable(text: str) -> str:
