@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from django.test import override_settings
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from apps.ingest.models import IngestBatch, Reading
 from apps.ingest.payload import NormalizedBatch, device_type_ref, key_ref
@@ -21,6 +22,10 @@ pytestmark = pytest.mark.django_db
 
 GOOD = {"sensor": "env-001/humidity", "ts": "2026-02-12T16:00:00Z", "value": 50.0}
 TEMPERATURE = "env-001/temperature"
+
+
+def _rejected_metric(reason: str) -> float:
+    return REGISTRY.get_sample_value("telemetry_readings_rejected_total", {"reason": reason}) or 0.0
 
 
 @pytest.fixture
@@ -103,9 +108,12 @@ def test_the_largest_seq_and_the_calendars_edges_are_accepted(world, admin_api):
 def test_a_reading_outside_what_is_kept_is_rejected_with_its_reason_and_the_rest_is_stored(
     world, admin_api, unbounded_sensor, item, reason
 ):
+    counted_before = _rejected_metric(reason)
+
     batch = ingest(admin_api, [GOOD, item])
 
     assert (batch.status, batch.stored, batch.rejected) == ("done", 1, 1)
+    assert _rejected_metric(reason) == counted_before + 1
     assert batch.rejected_by_reason == {reason: 1}
     assert batch.errors[0]["index"] == 1 and batch.errors[0]["reason"] == reason
     assert stored_values(world.sensors["env-001/humidity"]) == [("2026-02-12T16:00:00Z", 50.0)]
