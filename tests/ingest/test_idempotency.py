@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from apps.accounts.roles import Role
 from apps.ingest.idempotency import KEY_TTL, idempotency_keys_purge
 from apps.ingest.models import IdempotencyKey, IngestBatch
 from apps.ingest.pipeline import batch_process
+from tests.concurrency import at_once
 from tests.factories import assert_error_shape, make_user, token_client
 from tests.ingest.helpers import INGEST
 from tests.ingest.test_import import HEADER, _good_lines, upload
@@ -119,21 +118,8 @@ def test_concurrent_retries_with_one_key_make_one_batch(world):
     """Two requests with the same key at the same moment: the unique constraint makes the second wait for the
     first and answer with its batch."""
     _, token = make_user("gateway", Role.OPERATOR)
-    start = threading.Barrier(4)
-    answers: list = []
 
-    def send() -> None:
-        try:
-            start.wait()
-            answers.append(post(token_client(token), READINGS, key="same-moment"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    answers = at_once(lambda: post(token_client(token), READINGS, key="same-moment"))
 
     assert [answer.status_code for answer in answers] == [202] * 4
     assert len({answer.json()["batch_id"] for answer in answers}) == 1
