@@ -113,10 +113,12 @@ def test_a_csv_import_retried_with_its_key_answers_the_first_batches(world, oper
     assert IngestBatch.objects.count() == 1
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_retries_with_one_key_make_one_batch(world):
-    """Two requests with the same key at the same moment: the unique constraint makes the second wait for the
-    first and answer with its batch."""
+def test_concurrent_retries_with_one_key_make_one_batch(world, celery_worker, wait_for):
+    """Requests with the same key at the same moment: the unique constraint makes the others wait for the
+    first and answer with its batch, which the worker then stores once. (Transactional, so the requests'
+    threads see the world; the worker stores the batch they queue.)"""
     _, token = make_user("gateway", Role.OPERATOR)
 
     answers = at_once(lambda: post(token_client(token), READINGS, key="same-moment"))
@@ -124,4 +126,5 @@ def test_concurrent_retries_with_one_key_make_one_batch(world):
     assert [answer.status_code for answer in answers] == [202] * 4
     assert len({answer.json()["batch_id"] for answer in answers}) == 1
     assert sum("Idempotent-Replayed" in answer for answer in answers) == 3
-    assert IngestBatch.objects.count() == 1
+    batch = wait_for(lambda: IngestBatch.objects.filter(status="done").first(), timeout=30)
+    assert (IngestBatch.objects.count(), batch.stored) == (1, 2)
