@@ -86,6 +86,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "apps.operations.request_id.RequestIdMiddleware",
+    # Before anything that reads a body (CSRF reads forms): bodies over their view's limit are refused unread.
+    "apps.core.body_limit.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -319,7 +321,18 @@ READINGS_RETENTION_DAYS = env_int("READINGS_RETENTION_DAYS", 90, minimum=1)
 
 # --- Ingest ---------------------------------------------------------------------------------------------------
 INGEST_MAX_READINGS_PER_REQUEST = env_int("INGEST_MAX_READINGS_PER_REQUEST", 10_000, minimum=1)
+# Largest ingest request body, refused with 413 before it is read: by default 512 bytes per reading allowed, far
+# more than the verbose shapes take (about 100 bytes a reading), so the reading limit is what clients meet.
+INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", INGEST_MAX_READINGS_PER_REQUEST * 512, minimum=1024)
+# Largest CSV upload to /api/v1/ingest/import/ (about 50 bytes a line); larger files go through import_readings.
+INGEST_MAX_IMPORT_BYTES = env_int("INGEST_MAX_IMPORT_BYTES", 32 * 1024 * 1024, minimum=1024)
+# Accepted timestamps: from 2000-01-01 to this many seconds after the request arrived; others are rejected.
 INGEST_MAX_FUTURE_SKEW_S = env_int("INGEST_MAX_FUTURE_SKEW_S", 300, minimum=0)
+# Largest magnitude of a value; beyond it a reading is rejected (value_out_of_range). The default keeps every
+# integer exact in a float and any hour's sum far from float8's limit (about 1.8e308).
+INGEST_MAX_ABS_VALUE = env_float("INGEST_MAX_ABS_VALUE", 1e15, minimum=1)
+if INGEST_MAX_ABS_VALUE > 1e300:
+    raise ImproperlyConfigured("INGEST_MAX_ABS_VALUE must be at most 1e300, or sums of readings would overflow.")
 INGEST_REJECT_SAMPLES = env_int("INGEST_REJECT_SAMPLES", 20, minimum=0)
 INGEST_SENSOR_CACHE_S = env_int("INGEST_SENSOR_CACHE_S", 60, minimum=0)
 # How readings reach the table: "copy" (COPY into a staging table, then INSERT ... ON CONFLICT) or "unnest"
@@ -327,11 +340,17 @@ INGEST_SENSOR_CACHE_S = env_int("INGEST_SENSOR_CACHE_S", 60, minimum=0)
 INGEST_WRITE_METHOD = env_choice("INGEST_WRITE_METHOD", "copy", {"copy", "unnest"})
 # A repeated (device, seq) within this window is a duplicate datagram; after it, the seq may be reused.
 INGEST_SEQ_DEDUP_WINDOW_S = env_int("INGEST_SEQ_DEDUP_WINDOW_S", 86_400, minimum=1)
-# Request bodies up to this size are read (10,000 verbose readings are about 2 MB).
+# Largest request body of any other path (ingest has its own limits above); larger ones are refused with 413
+# before they are read. Django also applies it to every body it reads into memory, ingest's included.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024, minimum=1024)
 # A batch claimed this many times without finishing (its runs keep being killed) fails with a dead letter instead
 # of being tried again; keep it above TASK_MAX_RETRIES + 1, so retries of transient errors fit under it.
 INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 10, minimum=1)
+if INGEST_MAX_BODY_BYTES > DATA_UPLOAD_MAX_MEMORY_SIZE:
+    raise ImproperlyConfigured(
+        f"INGEST_MAX_BODY_BYTES ({INGEST_MAX_BODY_BYTES}) must not exceed DATA_UPLOAD_MAX_MEMORY_SIZE "
+        f"({DATA_UPLOAD_MAX_MEMORY_SIZE}): Django refuses larger bodies anyway. Raise the latter too."
+    )
 # Finished ingest batches (their counts and reject samples) are kept this many days, then purged daily.
 INGEST_BATCH_RETENTION_DAYS = env_int("INGEST_BATCH_RETENTION_DAYS", 14, minimum=1)
 REALTIME_STALE_AFTER_S = env_int("REALTIME_STALE_AFTER_S", 900, minimum=1)

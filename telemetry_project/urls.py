@@ -33,5 +33,6 @@ urlpatterns = [
 admin.site.site_header = "Telemetry administration"
 admin.site.site_title = "Telemetry"
 
+handler400 = "apps.core.handlers.bad_request"
 handler404 = "apps.core.handlers.not_found"
 handler500 = "apps.core.handlers.server_error"

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.aggregates.models import ExportJob, RollupState
+from apps.aggregates.models import ExportJob, RollupOverflow, RollupState
 
 
 @admin.register(ExportJob)
@@ -28,3 +28,18 @@ class RollupStateAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(RollupOverflow)
+class RollupOverflowAdmin(admin.ModelAdmin):
+    """Buckets whose sum exceeds float8: delete the readings at fault, rebuild that time's rollups
+    (manage.py rebuild_rollups), then delete the entry."""
+
+    list_display = ["sensor", "granularity", "bucket", "detected_at"]
+    list_filter = ["granularity"]
+    search_fields = ["sensor__key"]
+    list_select_related = ["sensor"]
+    readonly_fields = ["sensor", "granularity", "bucket", "detected_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # written by the rollup refresh

@@ -76,8 +76,10 @@ class BucketSerializer(serializers.Serializer):
     bucket = serializers.CharField(help_text="Start of the bucket, ISO 8601 in `tz`.")
     min = serializers.FloatField(required=False)
     max = serializers.FloatField(required=False)
-    avg = serializers.FloatField(required=False)
-    sum = serializers.FloatField(required=False)
+    avg = serializers.FloatField(required=False, allow_null=True, help_text="Null where `sum` is.")
+    sum = serializers.FloatField(
+        required=False, allow_null=True, help_text="Null when the readings' sum exceeds a float (about 1.8e308)."
+    )
     count = serializers.IntegerField(required=False)
 
 

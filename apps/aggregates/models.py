@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import F
+from django.utils import timezone
 
 from apps.devices.models import Sensor
 
@@ -49,6 +50,32 @@ class RollupDay(RollupFields):
 
     class Meta:
         indexes = [BrinIndex(fields=["bucket"], name="rollup_day_bucket_brin")]
+
+
+class RollupOverflow(models.Model):
+    """A rollup bucket whose sum exceeds float8, kept with an infinite sum (and right count, min and max).
+
+    Only readings stored before INGEST_MAX_ABS_VALUE bounded values can make one. Listed for staff, who may
+    delete the readings at fault, rebuild the rollups of that time (manage.py rebuild_rollups) and delete
+    the entry."""
+
+    class Granularity(models.TextChoices):
+        HOUR = "hour"
+        DAY = "day"
+
+    sensor = models.ForeignKey(Sensor, on_delete=models.CASCADE, related_name="+")
+    granularity = models.CharField(max_length=8, choices=Granularity.choices)
+    bucket = models.DateTimeField(help_text="Start of the bucket (UTC).")
+    detected_at = models.DateTimeField(default=timezone.now, help_text="When a refresh last met it.")
+
+    class Meta:
+        ordering = ["-detected_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["sensor", "granularity", "bucket"], name="rollup_overflow_bucket")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sensor_id} {self.granularity} {self.bucket.isoformat()}"
 
 
 class RolledUpBatch(models.Model):

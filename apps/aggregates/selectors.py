@@ -9,7 +9,9 @@ How a query over [start, end) is answered (buckets.plan_segments decides the spl
    aggregates as soon as its batch is stored.
 3. The partial hours at both ends of the range, and anything rollups cannot answer, are read raw.
 Every part yields (min, max, sum, count) per sensor and query bucket; the outer query combines them, so
-the answer equals the same aggregate computed over the raw readings alone.
+the answer equals the same aggregate computed over the raw readings alone. A sum beyond float8 (readings stored
+before INGEST_MAX_ABS_VALUE bounded them) comes out as ±Infinity, which the API renders as null, rather than
+failing the query of every sensor in it (apps/aggregates/sums.py).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 
 from apps.aggregates import timescale
 from apps.aggregates.buckets import DAY, Segments, floor_to, hour_rollups_fit, minute_offsets, plan_segments
 from apps.aggregates.models import RollupState
+from apps.aggregates.sums import is_overflow, sum_sql
 
 FUNCTIONS = ("min", "max", "avg", "sum", "count")
 GROUP_BY = ("sensor", "location", "all")
@@ -137,7 +140,7 @@ raw (sensor_id, ts, value) AS (
 parts (sensor_id, bucket, min, max, sum, count) AS (
     SELECT sensor_id, bucket, min, max, sum, count FROM rolled
     UNION ALL
-    SELECT raw.sensor_id, {bucket_r}, min(raw.value), max(raw.value), sum(raw.value), count(*)
+    SELECT raw.sensor_id, {bucket_r}, min(raw.value), max(raw.value), {sum_raw}, count(*)
       FROM raw
      GROUP BY 1, 2
 )
@@ -146,7 +149,7 @@ parts (sensor_id, bucket, min, max, sum, count) AS (
 # Buckets leave as epoch seconds: parsing timestamps costs the client more than the whole query.
 _REGROUP = """
 SELECT {series} AS series, date_part('epoch', parts.bucket)::bigint AS bucket,
-       min(parts.min), max(parts.max), sum(parts.sum), sum(parts.count)::bigint
+       min(parts.min), max(parts.max), {sum_parts}, sum(parts.count)::bigint
   FROM parts {join}
  GROUP BY 1, 2
 """
@@ -185,8 +188,11 @@ def _needs_regroup(query: AggregateQuery) -> bool:
     return not (query.interval in ("minute", "hour") and query.group_by == "sensor")
 
 
-def aggregate_statement(query: AggregateQuery, *, raw_only: bool = False, ordered: bool = False) -> tuple[str, dict]:
-    """The SQL and parameters that compute `query`; `raw_only` ignores rollups (the plain computation)."""
+def aggregate_statement(
+    query: AggregateQuery, *, raw_only: bool = False, ordered: bool = False, exact: bool = False
+) -> tuple[str, dict]:
+    """The SQL and parameters that compute `query`; `raw_only` ignores rollups (the plain computation), `exact`
+    sums without float8 overflow (slower; for when the plain statement overflowed)."""
     source = rollup_source()
     segments: Segments = plan_segments(
         interval=query.interval,
@@ -196,7 +202,11 @@ def aggregate_statement(query: AggregateQuery, *, raw_only: bool = False, ordere
         covered_from=None if raw_only else source.covered_from,
     )
     series, join = _SERIES[query.group_by]
-    combine = _REGROUP.format(series=series, join=join) if _needs_regroup(query) else _AS_IS
+    combine = (
+        _REGROUP.format(series=series, join=join, sum_parts=sum_sql("parts.sum", exact=exact))
+        if _needs_regroup(query)
+        else _AS_IS
+    )
     if ordered:
         combine += " ORDER BY 1, 2"
     sql = _AGGREGATE_SQL.format(
@@ -207,6 +217,7 @@ def aggregate_statement(query: AggregateQuery, *, raw_only: bool = False, ordere
         bucket_h=_rollup_bucket(query, "h.bucket"),
         bucket_d=_bucket(query, "d.bucket"),
         bucket_r=_bucket(query, "raw.ts"),
+        sum_raw=sum_sql("raw.value", exact=exact),
         combine=combine,
     )
     params = {
@@ -243,10 +254,20 @@ def aggregate_rows(query: AggregateQuery, *, raw_only: bool = False, ordered: bo
 
     Read in binary through a psycopg cursor of its own (Django's cursors bind parameters client-side, which
     rules out binary results): a month of hourly buckets of a hundred sensors is 72,000 rows, and parsing them
-    from text would cost more than computing them."""
+    from text would cost more than computing them. A sum overflowing float8 runs the query again with exact
+    sums (in a transaction of its own, so the common case pays for no savepoint)."""
     if not query.sensor_ids:
         return []
-    sql, params = aggregate_statement(query, raw_only=raw_only, ordered=ordered)
+    try:
+        return _fetch_rows(query, raw_only=raw_only, ordered=ordered, exact=False)
+    except DataError as exc:
+        if not is_overflow(exc):
+            raise
+    return _fetch_rows(query, raw_only=raw_only, ordered=ordered, exact=True)
+
+
+def _fetch_rows(query: AggregateQuery, *, raw_only: bool, ordered: bool, exact: bool) -> list[AggregateRow]:
+    sql, params = aggregate_statement(query, raw_only=raw_only, ordered=ordered, exact=exact)
     with transaction.atomic(), connection.wrap_database_errors:
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
@@ -258,10 +279,26 @@ def aggregate_rows(query: AggregateQuery, *, raw_only: bool = False, ordered: bo
 
 
 def iter_aggregate_rows(query: AggregateQuery, *, chunk_size: int = 5000) -> Iterator[AggregateRow]:
-    """Like aggregate_rows, ordered, through a server-side cursor, for exports of any size."""
+    """Like aggregate_rows, ordered, through a server-side cursor, for exports of any size. After an overflow
+    the exact query resumes past the rows already given (the order is total: series, then bucket)."""
     if not query.sensor_ids:
         return
-    sql, params = aggregate_statement(query, ordered=True)
+    given = 0
+    try:
+        for row in _stream_rows(query, chunk_size=chunk_size, exact=False):
+            yield row
+            given += 1
+        return
+    except DataError as exc:
+        if not is_overflow(exc):
+            raise
+    for position, row in enumerate(_stream_rows(query, chunk_size=chunk_size, exact=True)):
+        if position >= given:
+            yield row
+
+
+def _stream_rows(query: AggregateQuery, *, chunk_size: int, exact: bool) -> Iterator[AggregateRow]:
+    sql, params = aggregate_statement(query, ordered=True, exact=exact)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(_PLANNER_SETTINGS)

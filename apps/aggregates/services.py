@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,13 +11,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.aggregates import timescale
 from apps.aggregates.buckets import DAY, HOUR, ceil_to, floor_to
-from apps.aggregates.models import RollupState
+from apps.aggregates.models import RollupOverflow, RollupState
+from apps.aggregates.sums import is_overflow, sum_sql
 from apps.ingest.timescale import is_hypertable
+from apps.operations import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +108,7 @@ ON CONFLICT (sensor_id, bucket) DO UPDATE
 _DAYS_NEVER_FROZEN = {"horizon": datetime(1970, 1, 1, tzinfo=UTC)}
 
 _HOURS_OF_TOUCHED = """
-SELECT r.sensor_id, date_bin('1 hour', r.ts, timestamptz 'epoch'), min(r.value), max(r.value), sum(r.value), count(*),
+SELECT r.sensor_id, date_bin('1 hour', r.ts, timestamptz 'epoch'), min(r.value), max(r.value), {sum_values}, count(*),
        min(r.ts), max(r.ts)
   FROM aggregates_dirty g
   JOIN ingest_reading r ON r.sensor_id = g.sensor_id AND r.ts >= g.lo AND r.ts < g.hi
@@ -114,7 +117,7 @@ SELECT r.sensor_id, date_bin('1 hour', r.ts, timestamptz 'epoch'), min(r.value),
 """
 
 _DAYS_OF_TOUCHED = """
-SELECT h.sensor_id, t.day, min(h.min), max(h.max), sum(h.sum), sum(h.count), min(h.first_ts), max(h.last_ts)
+SELECT h.sensor_id, t.day, min(h.min), max(h.max), {sum_sums}, sum(h.count), min(h.first_ts), max(h.last_ts)
   FROM (SELECT DISTINCT g.sensor_id, d.day
           FROM aggregates_dirty g
          CROSS JOIN LATERAL generate_series(date_trunc('day', g.lo, 'UTC'), g.hi - interval '1 microsecond',
@@ -125,7 +128,7 @@ SELECT h.sensor_id, t.day, min(h.min), max(h.max), sum(h.sum), sum(h.count), min
 """
 
 _HOURS_OF_RANGE = """
-SELECT r.sensor_id, date_bin('1 hour', r.ts, timestamptz 'epoch'), min(r.value), max(r.value), sum(r.value), count(*),
+SELECT r.sensor_id, date_bin('1 hour', r.ts, timestamptz 'epoch'), min(r.value), max(r.value), {sum_values}, count(*),
        min(r.ts), max(r.ts)
   FROM ingest_reading r
  WHERE r.ts >= %(lo)s AND r.ts < %(hi)s
@@ -135,7 +138,7 @@ SELECT r.sensor_id, date_bin('1 hour', r.ts, timestamptz 'epoch'), min(r.value),
 """
 
 _DAYS_OF_RANGE = """
-SELECT h.sensor_id, date_trunc('day', h.bucket, 'UTC'), min(h.min), max(h.max), sum(h.sum), sum(h.count),
+SELECT h.sensor_id, date_trunc('day', h.bucket, 'UTC'), min(h.min), max(h.max), {sum_sums}, sum(h.count),
        min(h.first_ts), max(h.last_ts)
   FROM aggregates_rolluphour h
  WHERE h.bucket >= %(day_lo)s AND h.bucket < %(day_hi)s
@@ -247,8 +250,55 @@ def _state(now: datetime) -> RollupState:
 
 
 def _upsert(cursor, table: str, select: str, params: dict) -> int:
-    cursor.execute(_UPSERT.format(table=table, select=select), params)
-    return cursor.rowcount
+    """Write the rows of `select` into a rollup table; returns how many changed.
+
+    A bucket whose sum exceeds float8 (readings stored before INGEST_MAX_ABS_VALUE bounded them, or days
+    adding up hours near the limit) fails the statement, which would stop every refresh after it for every
+    sensor. So the statement runs in a savepoint, and after an overflow again with exact sums: those that fit
+    are the same, those that do not are kept as ±Infinity, with the bucket's count, min and max right, and
+    reported (`_report_overflows`)."""
+    try:
+        with transaction.atomic():
+            cursor.execute(_UPSERT.format(table=table, select=_with_sums(select, exact=False)), params)
+            return cursor.rowcount
+    except DataError as exc:
+        if not is_overflow(exc):
+            raise
+    cursor.execute(
+        _UPSERT.format(table=table, select=_with_sums(select, exact=True)) + " RETURNING t.sensor_id, t.bucket, t.sum",
+        params,
+    )
+    rows = cursor.fetchall()
+    _report_overflows(table, [(sensor_id, bucket) for sensor_id, bucket, total in rows if not math.isfinite(total)])
+    return len(rows)
+
+
+def _with_sums(select: str, *, exact: bool) -> str:
+    return select.format(sum_values=sum_sql("r.value", exact=exact), sum_sums=sum_sql("h.sum", exact=exact))
+
+
+def _report_overflows(table: str, buckets: list[tuple[int, datetime]]) -> None:
+    """Log, count and list (admin: Rollup overflows) the buckets whose sum was kept as infinite."""
+    if not buckets:
+        return
+    granularity = (
+        RollupOverflow.Granularity.HOUR if table == "aggregates_rolluphour" else RollupOverflow.Granularity.DAY
+    )
+    logger.warning(
+        "rollup refresh: the sum of %d %s bucket(s) exceeds float8 and is kept as infinite; first: sensor %s at %s",
+        len(buckets), granularity, buckets[0][0], buckets[0][1].isoformat(),
+    )  # fmt: skip
+    metrics.ROLLUP_OVERFLOWS.labels(granularity).inc(len(buckets))
+    now = timezone.now()
+    RollupOverflow.objects.bulk_create(
+        [
+            RollupOverflow(sensor_id=sensor_id, granularity=granularity, bucket=bucket, detected_at=now)
+            for sensor_id, bucket in buckets
+        ],
+        update_conflicts=True,
+        unique_fields=["sensor", "granularity", "bucket"],
+        update_fields=["detected_at"],
+    )
 
 
 def _refresh_batches(state: RollupState, now: datetime, outcome: RefreshOutcome) -> None:

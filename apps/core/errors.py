@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError, RestrictedError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
+
+from apps.core.handlers import too_large_response
 
 
 class ApplicationError(Exception):
@@ -36,9 +40,11 @@ def _as_lists(errors: Any) -> dict[str, Any]:
     return {"non_field_errors": [errors]}
 
 
-def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+def api_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
     if isinstance(exc, ApplicationError):
         return Response({"detail": exc.message, "errors": _as_lists(exc.errors)}, status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):  # Django's own body limit, met while DRF reads the body
+        return too_large_response(context["request"], settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     if isinstance(exc, (ProtectedError, RestrictedError)):
         blockers = sorted({str(obj._meta.verbose_name_plural) for obj in list(exc.args[1])[:100]})
         return Response(

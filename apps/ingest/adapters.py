@@ -4,6 +4,12 @@ The request is checked here for structure only (types, required fields, timestam
 rather than a serializer per reading: this runs for every reading at tens of thousands per second. What needs
 the database (does the sensor exist, is the value plausible) is the worker's job.
 
+Whatever passes here must be storable or rejectable by the worker, never a reason for its batch to fail:
+identifiers carry no control characters (PostgreSQL refuses NUL in text, and the references use \x1f as a
+separator), timestamps are instants an ISO 8601 string can name (years 1 to 9999 in UTC), `seq` fits a
+bigint, and values are finite floats. The worker then rejects, per reading and with a reason, timestamps
+outside the accepted window and values beyond the magnitude the rollups can sum.
+
 A new manufacturer format is one new class registered with `@register`; `detect` says whether an item has its
 shape. Adapters are tried in registration order.
 """
@@ -15,9 +21,16 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from apps.ingest.payload import NormalizedBatch, device_field_ref, device_type_ref, key_ref
+from apps.ingest.text import CONTROL_MESSAGE, MAX_TEXT, has_control, identifier_error, printable
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_TEXT = 300
+MAX_BIGINT = 2**63 - 1
+# The instants a timestamp may name at all: what an ISO 8601 string with a four-digit year can express, in UTC.
+# Outside this it is not a timestamp (400); inside it but outside the accepted window, a counted reject.
+TS_MIN_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+TS_MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+NOT_A_TIMESTAMP = "Not a timestamp: use ISO 8601 (2026-02-12T16:00:00Z) or epoch seconds or milliseconds."
+_TIMESTAMP_TYPES = frozenset({str, int, float})
 
 
 class ItemErrors(dict):
@@ -42,12 +55,15 @@ class IngestContext:
         when absent. Naive ISO times are taken as UTC."""
         if raw is None:
             return self.received_at_us if default is None else default
+        if type(raw) not in _TIMESTAMP_TYPES:  # not isinstance: True is no timestamp, and this runs per reading
+            errors.add(field, NOT_A_TIMESTAMP)
+            return None
         cached = self._ts_cache.get(raw)
         if cached is not None:
             return cached
         parsed = parse_timestamp(raw)
         if parsed is None:
-            errors.add(field, "Not a timestamp: use ISO 8601 (2026-02-12T16:00:00Z) or epoch seconds.")
+            errors.add(field, NOT_A_TIMESTAMP + " Years 1 to 9999 (UTC).")
             return None
         if len(self._ts_cache) < 10_000:
             self._ts_cache[raw] = parsed
@@ -64,13 +80,16 @@ def to_epoch_us(moment: datetime) -> int:
 
 
 def parse_timestamp(raw: Any) -> int | None:
+    """Microseconds since the epoch, or None when `raw` names no instant between years 1 and 9999 (UTC)."""
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int | float):
-        if not math.isfinite(raw) or raw < 0:
+        if not math.isfinite(raw):
             return None
         # Epoch milliseconds are common from devices; anything past year 5138 in seconds is surely ms.
         seconds = raw / 1000 if raw > 1e11 else raw
+        if not TS_MIN_US / 1_000_000 <= seconds <= TS_MAX_US / 1_000_000:
+            return None
         return int(round(seconds * 1_000_000))
     if not isinstance(raw, str) or not 8 <= len(raw) <= 40:
         return None
@@ -81,9 +100,11 @@ def parse_timestamp(raw: Any) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     try:
-        return to_epoch_us(moment)
+        ts_us = to_epoch_us(moment)
     except OverflowError:
         return None
+    # An offset can carry a time at the edge of the calendar past it (9999-12-31T23:00:00-05:00).
+    return ts_us if TS_MIN_US <= ts_us <= TS_MAX_US else None
 
 
 def value_of(raw: Any, errors: ItemErrors, field: str) -> tuple[bool, float | None]:
@@ -92,19 +113,21 @@ def value_of(raw: Any, errors: ItemErrors, field: str) -> tuple[bool, float | No
     if isinstance(raw, bool) or isinstance(raw, dict | list):
         errors.add(field, "Must be a number.")
         return False, None
-    if isinstance(raw, int | float):
-        number = float(raw)
-        return True, number if math.isfinite(number) else None
+    if isinstance(raw, int | float | str):
+        return True, finite_float(raw)
     if raw is None:
         return True, None
-    if isinstance(raw, str):
-        try:
-            number = float(raw)
-        except ValueError:
-            return True, None
-        return True, number if math.isfinite(number) else None
     errors.add(field, "Must be a number.")
     return False, None
+
+
+def finite_float(raw: int | float | str) -> float | None:
+    """The number as a float, or None when it is not one (text) or not finite (NaN, 1e400, 10**400)."""
+    try:
+        number = float(raw)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def text_of(item: dict, field: str, errors: ItemErrors, *, required: bool = True) -> str | None:
@@ -115,6 +138,9 @@ def text_of(item: dict, field: str, errors: ItemErrors, *, required: bool = True
         return None
     if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_TEXT:
         errors.add(field, f"Must be a non-empty string of at most {MAX_TEXT} characters.")
+        return None
+    if not raw.isprintable() and has_control(raw):
+        errors.add(field, CONTROL_MESSAGE)
         return None
     return raw
 
@@ -181,8 +207,8 @@ class DeviceDatagramAdapter(PayloadAdapter):
         if msg_type != "telemetry":
             errors.add("msg_type", "Only telemetry datagrams carry readings.")
         seq = item.get("seq")
-        if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
-            errors.add("seq", "Must be a non-negative integer.")
+        if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_BIGINT):
+            errors.add("seq", f"Must be an integer from 0 to {MAX_BIGINT}.")
         datagram_ts = context.timestamp(item.get("ts"), errors, "ts")
         measurements = item.get("measurements")
         if not isinstance(measurements, list) or not measurements:
@@ -199,9 +225,15 @@ class DeviceDatagramAdapter(PayloadAdapter):
             for message in type_errors.get("type", []):
                 errors.add(f"{prefix}.type", message)
             channel = measurement.get("channel") or ""
-            if isinstance(channel, bool) or not isinstance(channel, str | int):
-                errors.add(f"{prefix}.channel", "Must be a string.")
-                continue
+            if channel:
+                if isinstance(channel, bool) or not isinstance(channel, str | int):
+                    errors.add(f"{prefix}.channel", "Must be a string.")
+                    continue
+                channel = str(channel)
+                problem = identifier_error(channel)
+                if problem is not None:
+                    errors.add(f"{prefix}.channel", problem)
+                    continue
             ts = context.timestamp(measurement.get("ts"), errors, f"{prefix}.ts", default=datagram_ts)
             if "val" not in measurement:
                 errors.add(f"{prefix}.val", "This field is required.")
@@ -209,7 +241,7 @@ class DeviceDatagramAdapter(PayloadAdapter):
             raw = measurement["val"]
             ok, value = value_of(raw, errors, f"{prefix}.val")
             if ok and type_code is not None and ts is not None:
-                pending.append((type_code, str(channel), ts, value, raw))
+                pending.append((type_code, channel, ts, value, raw))
         if errors or device_id is None or datagram_ts is None:
             return len(measurements)
         group = context.batch.add_group(device_id, seq) if seq is not None else -1
@@ -247,19 +279,18 @@ class FlatRecordAdapter(PayloadAdapter):
             if field_name in self.RESERVED or raw is None:
                 continue
             if isinstance(raw, bool) or isinstance(raw, dict | list):
-                errors.add(field_name, "Must be a number.")
+                errors.add(printable(field_name), "Must be a number.")
                 continue
-            if isinstance(raw, str):
-                try:
-                    number = float(raw)
-                except ValueError:
-                    continue
-            elif isinstance(raw, int | float):
-                number = float(raw)
-            else:
+            if not isinstance(raw, str | int | float):
                 continue
-            if math.isfinite(number):
-                readings.append((field_name, number))
+            number = finite_float(raw)
+            if number is None:
+                continue  # descriptive text, or a number too large to be a measurement
+            problem = identifier_error(field_name)
+            if problem is not None:
+                errors.add(printable(field_name), f"Field name: {problem}")
+                continue
+            readings.append((field_name, number))
         if not readings and not errors:
             errors.add("non_field_errors", "A flat record needs at least one numeric measurement field.")
         if errors or device_id is None or ts is None:

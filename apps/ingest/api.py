@@ -1,10 +1,6 @@
 from __future__ import annotations
 
-import csv
-import io
-
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -18,11 +14,15 @@ from rest_framework.views import APIView
 from apps.accounts.permissions import request_device
 from apps.accounts.roles import Role, role_of
 from apps.core.errors import ApplicationError
+from apps.core.pagination import positive_int
 from apps.core.parsers import FastJSONParser
+from apps.core.schema import ErrorSerializer
 from apps.core.timeparams import parse_time_param
 from apps.devices.models import Sensor
-from apps.ingest.csv_import import normalize_csv_rows
+from apps.ingest import idempotency
+from apps.ingest.csv_import import csv_import_create
 from apps.ingest.models import IngestBatch
+from apps.ingest.pipeline import Reason
 from apps.ingest.selectors import RealtimeFilters, RealtimeStatus, readings_queryset, realtime_rows
 from apps.ingest.services import batch_create, count_readings, normalize_request
 from apps.locations.selectors import location_subtree_prefix
@@ -95,6 +95,37 @@ class IngestReadingsThrottle(WeightedRateThrottle):
         return count_readings(request.data)
 
 
+REJECT_REASONS = (
+    "Rejected readings are counted by reason in `rejected_by_reason`: "
+    + ", ".join(f"`{reason}`" for reason in Reason.ALL)
+    + " (docs/ingest.md says what each means)."
+)
+IDEMPOTENCY_PARAMETERS = [
+    OpenApiParameter(
+        idempotency.HEADER,
+        str,
+        OpenApiParameter.HEADER,
+        description="Up to 255 printable ASCII characters, chosen by the client per request. Sent again by the "
+        "same device or user within a day with the same body, it answers with the first request's batches "
+        "(and `Idempotent-Replayed: true`) instead of storing anything twice; with another body it is a 422.",
+    ),
+    OpenApiParameter(
+        idempotency.REPLAYED_HEADER,
+        str,
+        OpenApiParameter.HEADER,
+        response=[202],
+        description="`true` when the answer is that of an earlier request with the same Idempotency-Key.",
+    ),
+]
+IDEMPOTENCY_CONFLICT = OpenApiResponse(
+    ErrorSerializer, description="The Idempotency-Key was used for another body (or its batches were deleted)."
+)
+
+
+def _replayed_headers(replayed: bool) -> dict[str, str]:
+    return {idempotency.REPLAYED_HEADER: "true"} if replayed else {}
+
+
 class IngestView(APIView):
     """Accept readings: one task is queued per request and the answer is 202 with the batch id."""
 
@@ -103,38 +134,51 @@ class IngestView(APIView):
     write_role = Role.OPERATOR
     device_actions = ("*",)
     ingest_actions = ("*",)
+    max_body_setting = "INGEST_MAX_BODY_BYTES"  # apps.core.body_limit
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
         examples=INGEST_EXAMPLES,
+        parameters=IDEMPOTENCY_PARAMETERS,
+        description=REJECT_REASONS,
         responses={
             202: BatchSerializer,
-            400: OpenApiResponse(description="Malformed items, each named as readings[index].field; nothing queued."),
-            413: OpenApiResponse(description="More readings than INGEST_MAX_READINGS_PER_REQUEST."),
+            400: OpenApiResponse(
+                ErrorSerializer, description="Malformed items, each named as readings[index].field; nothing queued."
+            ),
+            413: OpenApiResponse(
+                ErrorSerializer,
+                description="More readings than INGEST_MAX_READINGS_PER_REQUEST, or a body over INGEST_MAX_BODY_BYTES.",
+            ),
+            422: IDEMPOTENCY_CONFLICT,
         },
         summary="Send readings (single, datagram and flat shapes, mixed freely)",
         tags=["ingest"],
     )
     def post(self, request):
         received_at = timezone.now()
-        try:
-            body = request.data
-        except RequestDataTooBig:
-            raise ApplicationError(
-                f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; split it.",
-                status_code=413,
-            ) from None
+        key = idempotency.idempotency_key_of(request.headers)
+        body = request.data
         device_pk, device_id, user_pk = _sender(request)
         normalized = normalize_request(body, received_at=received_at, device_id=device_id)
-        batch = batch_create(
-            normalized=normalized,
-            received_at=received_at,
-            device_pk=device_pk,
-            user_pk=user_pk,
-            request_id=request.headers.get("X-Request-ID", "")[:64],
+        batches, replayed = idempotency.batches_create_once(
+            sender=idempotency.sender_of(device_pk=device_pk, user_pk=user_pk),
+            key=key,
+            request_hash=idempotency.body_hash(request.body) if key else "",
+            now=received_at,
+            create=lambda: [
+                batch_create(
+                    normalized=normalized,
+                    received_at=received_at,
+                    device_pk=device_pk,
+                    user_pk=user_pk,
+                    request_id=getattr(request, "request_id", ""),
+                )
+            ],
         )
-        location = f"/api/v1/ingest/batches/{batch.pk}/"
-        return Response(BatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+        batch = batches[0]
+        headers = {"Location": f"/api/v1/ingest/batches/{batch.pk}/", **_replayed_headers(replayed)}
+        return Response(BatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
 class BatchDetailView(APIView):
@@ -157,13 +201,21 @@ class ImportView(APIView):
 
     parser_classes = [MultiPartParser]
     write_role = Role.OPERATOR
+    max_body_setting = "INGEST_MAX_IMPORT_BYTES"  # apps.core.body_limit
 
     @extend_schema(
         request={"multipart/form-data": inline_serializer("ReadingsImport", {"file": serializers.FileField()})},
+        parameters=IDEMPOTENCY_PARAMETERS,
+        description="The whole file is checked before anything is queued: a malformed line anywhere (named as "
+        "`line N` in `errors`, also bytes that are not UTF-8) refuses the upload and nothing is stored. "
+        + REJECT_REASONS,
         responses={
             202: inline_serializer(
                 "ImportAccepted", {"batches": BatchSerializer(many=True), "rows": serializers.IntegerField()}
-            )
+            ),
+            400: OpenApiResponse(ErrorSerializer, description="A missing file or column, or a malformed line."),
+            413: OpenApiResponse(ErrorSerializer, description="A file over INGEST_MAX_IMPORT_BYTES."),
+            422: IDEMPOTENCY_CONFLICT,
         },
         summary="Import readings from CSV (sensor,ts,value); idempotent on re-upload",
         tags=["ingest"],
@@ -175,20 +227,30 @@ class ImportView(APIView):
                 "Upload a CSV file in the 'file' field.", errors={"file": ["This field is required."]}
             )
         received_at = timezone.now()
-        text = io.TextIOWrapper(upload.file, encoding="utf-8-sig", newline="")
-        batches = []
-        rows = 0
-        for chunk in normalize_csv_rows(
-            csv.reader(text), received_at=received_at, chunk_size=settings.INGEST_MAX_READINGS_PER_REQUEST
-        ):
-            rows += len(chunk)
-            batches.append(
-                batch_create(
-                    normalized=chunk, received_at=received_at, source=IngestBatch.Source.IMPORT, user_pk=request.user.pk
-                )
+        key = idempotency.idempotency_key_of(request.headers)
+        imported: dict[str, int] = {}
+
+        def create() -> list[IngestBatch]:
+            batches, imported["rows"] = csv_import_create(
+                stream=upload.file,
+                received_at=received_at,
+                user_pk=request.user.pk,
+                chunk_size=settings.INGEST_MAX_READINGS_PER_REQUEST,
             )
+            return batches
+
+        batches, replayed = idempotency.batches_create_once(
+            sender=idempotency.sender_of(device_pk=None, user_pk=request.user.pk),
+            key=key,
+            request_hash=idempotency.file_hash(upload.file) if key else "",
+            now=received_at,
+            create=create,
+        )
+        rows = imported["rows"] if not replayed else sum(batch.received for batch in batches)
         return Response(
-            {"batches": BatchSerializer(batches, many=True).data, "rows": rows}, status=status.HTTP_202_ACCEPTED
+            {"batches": BatchSerializer(batches, many=True).data, "rows": rows},
+            status=status.HTTP_202_ACCEPTED,
+            headers=_replayed_headers(replayed),
         )
 
 
@@ -231,16 +293,18 @@ def _ids(values: list[str] | None) -> list[int] | None:
 
 
 def _page_params(request, *, default: int, maximum: int) -> tuple[int, int]:
-    try:
-        page = int(request.query_params.get("page", 1))
-        size = int(request.query_params.get("page_size", default))
-    except ValueError:
-        raise ApplicationError("page and page_size must be integers.", errors={"page": ["Not an integer."]}) from None
-    if page < 1 or not 1 <= size <= maximum:
-        raise ApplicationError(
-            f"page must be >= 1 and page_size between 1 and {maximum}.", errors={"page_size": ["Out of range."]}
-        )
+    page = positive_int(request.query_params.get("page") or 1, "page")
+    size = positive_int(request.query_params.get("page_size") or default, "page_size")
+    if size > maximum:
+        raise ApplicationError(f"page_size must be at most {maximum}.", errors={"page_size": [f"At most {maximum}."]})
+    # The offset is a bigint in SQL; a page that far is past the end of any table there can be.
+    last_page = MAX_OFFSET // size + 1
+    if page > last_page:
+        raise ApplicationError(f"page must be at most {last_page}.", errors={"page": [f"At most {last_page}."]})
     return page, size
+
+
+MAX_OFFSET = 2**63 - 1
 
 
 class RealtimeView(APIView):

@@ -95,7 +95,7 @@ class IngestBatch(models.Model):
     rejected = models.PositiveIntegerField(default=0)
     rejected_by_reason = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(default=list, blank=True, help_text="The first rejects with their reasons.")
-    sequence_gaps = models.PositiveIntegerField(default=0)
+    sequence_gaps = models.PositiveBigIntegerField(default=0)
     failure = models.TextField(blank=True, default="")
     # Normalised readings waiting to be stored, as compact JSON bytes (apps/ingest/payload.py); cleared once
     # the batch is done, kept when it failed so a replay has them.
@@ -117,3 +117,25 @@ class IngestBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"
+
+
+class IdempotencyKey(models.Model):
+    """An Idempotency-Key a sender gave an ingest or import request, and the batches that request made.
+
+    The unique constraint is what makes a retry safe: of two concurrent requests with one key, the second
+    waits for the first's insert and then answers with its batches. Keys are honoured for KEY_TTL
+    (apps/ingest/idempotency.py) and deleted by the daily batch purge.
+    """
+
+    sender = models.CharField(max_length=32, help_text='"device:<id>" or "user:<id>".')
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64, help_text="SHA-256 of the request's body (or file).")
+    batch_ids = ArrayField(models.UUIDField(), default=list, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sender", "key"], name="ingest_idempotency_sender_key")]
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.sender} {self.key}"

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from apps.ingest.text import printable
+
 # Sensor references. A reading names its sensor in one of three ways, depending on the payload shape:
 KEY_REF = "k"  # "k:<sensor key>"                                   - single readings
 DEVICE_TYPE_REF = "d"  # "d:<device id>\x1f<type code>\x1f<channel>"  - device datagrams
@@ -46,7 +48,9 @@ def describe_ref(ref: str) -> str:
     if kind == DEVICE_TYPE_REF:
         return "/".join(part for part in parts if part)
     if kind == DEVICE_FIELD_REF:
-        return f"{parts[0]}.{parts[1]}" + (f"/{parts[2]}" if len(parts) > 2 else "")
+        device_id, _, named = rest.partition(SEP)
+        field_name, _, channel = named.partition(SEP)
+        return f"{device_id}.{field_name}" + (f"/{channel}" if channel else "")
     return rest
 
 
@@ -82,7 +86,7 @@ class NormalizedBatch:
 
     def note_bad_value(self, raw: object, limit: int = 50) -> None:
         if len(self.bad) < limit:
-            self.bad[str(len(self.r))] = str(raw)[:100]
+            self.bad[str(len(self.r))] = printable(str(raw)[:100])
 
     def dumps(self) -> bytes:
         return orjson.dumps(
@@ -112,18 +116,21 @@ class NormalizedBatch:
             bad=raw["bad"],
         )
 
-    def extend(self, other: NormalizedBatch) -> None:
-        """Append another batch's readings (the MQTT bridge and importer merge several messages)."""
-        group_offset = len(self.groups)
-        self.groups.extend(other.groups)
-        for position in range(len(other)):
+    def extend(self, other: NormalizedBatch, positions: range | None = None) -> None:
+        """Append another batch's readings, or those at `positions` (the MQTT bridge and importer merge several
+        messages; the worker splits a batch to find readings the database refuses). Only the datagrams the
+        appended readings came in are carried over."""
+        group_map: dict[int, int] = {}
+        for position in range(len(other)) if positions is None else positions:
             if str(position) in other.bad:
                 self.note_bad_value(other.bad[str(position)])
             group = other.g[position]
+            if group >= 0 and group not in group_map:
+                group_map[group] = self.add_group(*other.groups[group])
             self.add(
                 other.refs[other.r[position]],
                 other.t[position],
                 other.v[position],
                 other.i[position],
-                group + group_offset if group >= 0 else -1,
+                group_map[group] if group >= 0 else -1,
             )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -19,6 +19,7 @@ from apps.ingest.adapters import to_epoch_us
 from apps.ingest.models import IngestBatch
 from apps.ingest.payload import NormalizedBatch, describe_ref
 from apps.ingest.resolution import ResolvedDevice, ResolvedSensor, clear_cache, resolve_refs
+from apps.ingest.text import printable
 from apps.operations import metrics
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,29 @@ class Reason:
     DEVICE_INACTIVE = "device_inactive"
     NOT_A_NUMBER = "not_a_number"
     OUT_OF_RANGE = "out_of_range"
+    VALUE_OUT_OF_RANGE = "value_out_of_range"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     FUTURE_TIMESTAMP = "future_timestamp"
+    UNSTORABLE = "unstorable"
+    ALL = (
+        UNKNOWN_SENSOR,
+        FORBIDDEN_SENSOR,
+        DEVICE_INACTIVE,
+        NOT_A_NUMBER,
+        OUT_OF_RANGE,
+        VALUE_OUT_OF_RANGE,
+        TIMESTAMP_OUT_OF_RANGE,
+        FUTURE_TIMESTAMP,
+        UNSTORABLE,
+    )
+
+
+# The earliest timestamp accepted; older ones are a device's unset clock, not history worth keeping.
+EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
+EARLIEST_TS_US = to_epoch_us(EARLIEST_TS)
+# What the database refused in a reading (a value, a text, a time out of its range): errors of the data, not
+# of the system, so the batch is split to find the readings at fault rather than failed whole.
+DATA_ERRORS = (DataError, OverflowError, UnicodeError)
 
 
 class AttemptsExhausted(Exception):
@@ -58,6 +81,20 @@ class BatchOutcome:
     @property
     def rejected(self) -> int:
         return sum(self.rejected_by_reason.values())
+
+    def merge(self, other: BatchOutcome, *, sample_limit: int) -> None:
+        """Add the outcome of another part of the same batch."""
+        self.received += other.received
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.rejected_by_reason.update(other.rejected_by_reason)
+        self.samples.extend(other.samples[: max(sample_limit - len(self.samples), 0)])
+        self.sequence_gaps += other.sequence_gaps
+        self.sensor_ids = sorted(set(self.sensor_ids) | set(other.sensor_ids))
+        for ts_us in (other.ts_min_us, other.ts_max_us):
+            if ts_us is not None:
+                self.ts_min_us = ts_us if self.ts_min_us is None else min(self.ts_min_us, ts_us)
+                self.ts_max_us = ts_us if self.ts_max_us is None else max(self.ts_max_us, ts_us)
 
 
 STAGE_TABLE = "ingest_stage"
@@ -118,10 +155,12 @@ def batch_process(*, batch_id: str) -> BatchOutcome | None:
        is already done; past INGEST_MAX_ATTEMPTS raise AttemptsExhausted.
     2. In one transaction, lock the batch row (a concurrent redelivery waits here, then sees it done).
     3. Resolve sensor references in one query; reject what is unknown, foreign, not a number,
-       implausible or from the future.
+       implausible, too large, or outside the timestamp window.
     4. Drop repeated device datagrams by (device, seq); count gaps in each device's sequence.
     5. Write the good readings set-wise (ON CONFLICT DO NOTHING makes duplicates count, not fail), upsert
        latest values, touch devices' last seen, and record the counts with status done.
+    Should the database still refuse some reading's data in 3-5, the batch is split to find it (see
+    `_store_isolating`): the others are stored, it is rejected as `unstorable`.
     """
     now = timezone.now()
     cap = settings.INGEST_MAX_ATTEMPTS
@@ -146,12 +185,18 @@ def batch_process(*, batch_id: str) -> BatchOutcome | None:
         return None
     started = time.monotonic()
     try:
-        outcome = _store_batch(batch_id)
-    except IntegrityError:
-        # A sensor was deleted while this process still had it cached (its readings would break the
-        # foreign key). Everything above rolled back; resolve afresh and go again.
-        clear_cache()
-        outcome = _store_batch(batch_id)
+        try:
+            outcome = _store_batch(batch_id)
+        except IntegrityError:
+            # A sensor was deleted while this process still had it cached (its readings would break the
+            # foreign key). Everything above rolled back; resolve afresh and go again.
+            clear_cache()
+            outcome = _store_batch(batch_id)
+    except DATA_ERRORS as exc:
+        # Some reading's data was refused; everything rolled back. Go again, finding it (no savepoints on the
+        # normal path: they would cost every batch two more round trips).
+        logger.warning("ingest batch %s: %s; isolating the readings at fault", batch_id, exc)
+        outcome = _store_batch(batch_id, refused=exc)
     if outcome is not None:
         _count(outcome, seconds=time.monotonic() - started)
         logger.info(
@@ -171,7 +216,8 @@ def _count(outcome: BatchOutcome, *, seconds: float) -> None:
         metrics.INGEST_BATCH_LATENCY_SECONDS.observe((timezone.now() - outcome.received_at).total_seconds())
 
 
-def _store_batch(batch_id: str) -> BatchOutcome | None:
+def _store_batch(batch_id: str, *, refused: Exception | None = None) -> BatchOutcome | None:
+    """Store the batch in one transaction; `refused`: the error of a first attempt, to isolate its cause."""
     with transaction.atomic():
         batch = IngestBatch.objects.select_for_update().filter(pk=batch_id).first()
         if batch is None or batch.status == IngestBatch.Status.DONE:
@@ -179,7 +225,10 @@ def _store_batch(batch_id: str) -> BatchOutcome | None:
         if batch.payload is None:
             raise ValueError(f"ingest batch {batch_id} has no payload to process")
         normalized = NormalizedBatch.loads(batch.payload)
-        outcome = store_readings(normalized, batch=batch)
+        if refused is None:
+            outcome = store_readings(normalized, batch=batch)
+        else:
+            outcome = _store_isolating(normalized, batch=batch, refused=refused)
         batch.status = IngestBatch.Status.DONE
         batch.finished_at = timezone.now()
         batch.received = outcome.received
@@ -200,6 +249,60 @@ def _store_batch(batch_id: str) -> BatchOutcome | None:
             batch.evaluated_at = batch.finished_at  # nothing new to evaluate
         batch.save()
     return outcome
+
+
+def _store_isolating(normalized: NormalizedBatch, *, batch: IngestBatch, refused: Exception) -> BatchOutcome:
+    """store_readings for readings whose attempt the database `refused` on data: what it refuses costs only
+    the request items that carry it.
+
+    The batch is halved along request items, each half stored in a savepoint of its own, and a half that
+    fails is halved again, down to single items, whose readings are then rejected as `unstorable` with the
+    database's message. An item is the unit because a datagram's readings share its seq, which only one part
+    could claim. The adapters make every known case of such data a structural error or a counted reject, so
+    this runs only for what they do not foresee."""
+    items = sorted(set(normalized.i))
+    if len(items) <= 1:
+        return _unstorable(normalized, batch=batch, refused=refused)
+    middle = items[len(items) // 2]
+    outcome = BatchOutcome(received_at=batch.received_at)
+    for positions in (
+        [position for position, item in enumerate(normalized.i) if item < middle],
+        [position for position, item in enumerate(normalized.i) if item >= middle],
+    ):
+        part = NormalizedBatch()
+        part.extend(normalized, positions)
+        try:
+            with transaction.atomic():
+                part_outcome = store_readings(part, batch=batch)
+        except DATA_ERRORS as exc:
+            part_outcome = _store_isolating(part, batch=batch, refused=exc)
+        outcome.merge(part_outcome, sample_limit=settings.INGEST_REJECT_SAMPLES)
+    return outcome
+
+
+def _unstorable(normalized: NormalizedBatch, *, batch: IngestBatch, refused: Exception) -> BatchOutcome:
+    """Reject the readings of one request item that the database refused."""
+    item = normalized.i[0] if normalized.i else None
+    logger.warning("ingest batch %s: item %s rejected as unstorable: %s", batch.pk, item, refused)
+    detail = printable((str(refused).splitlines() or [type(refused).__name__])[0][:200])
+    outcome = BatchOutcome(received=len(normalized), received_at=batch.received_at)
+    outcome.rejected_by_reason[Reason.UNSTORABLE] = len(normalized)
+    for position in range(min(len(normalized), settings.INGEST_REJECT_SAMPLES)):
+        outcome.samples.append(_sample(normalized, position, Reason.UNSTORABLE, detail))
+    return outcome
+
+
+def _sample(normalized: NormalizedBatch, position: int, reason: str, detail: str = "") -> dict:
+    """One reject as a batch reports it (its request item, sensor, time and reason)."""
+    sample = {
+        "index": normalized.i[position],
+        "sensor": printable(describe_ref(normalized.refs[normalized.r[position]])),
+        "ts": _iso(normalized.t[position]),
+        "reason": reason,
+    }
+    if detail:
+        sample["detail"] = detail
+    return sample
 
 
 def enqueue_evaluation(*, batch_id: str) -> None:
@@ -225,21 +328,14 @@ def store_readings(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchO
     sender = batch.device_id  # pk of the device whose key sent it, if any
     received_us = to_epoch_us(batch.received_at)
     future_limit = received_us + settings.INGEST_MAX_FUTURE_SKEW_S * 1_000_000
+    max_abs_value = settings.INGEST_MAX_ABS_VALUE
     fresh_groups = _claim_datagrams(normalized.groups, devices, batch.received_at)
     sample_limit = settings.INGEST_REJECT_SAMPLES
 
     def reject(position: int, reason: str, detail: str = "") -> None:
         outcome.rejected_by_reason[reason] += 1
         if len(outcome.samples) < sample_limit:
-            sample = {
-                "index": normalized.i[position],
-                "sensor": describe_ref(normalized.refs[normalized.r[position]]),
-                "ts": _iso(normalized.t[position]),
-                "reason": reason,
-            }
-            if detail:
-                sample["detail"] = detail
-            outcome.samples.append(sample)
+            outcome.samples.append(_sample(normalized, position, reason, detail))
 
     sensor_ids: list[int] = []
     timestamps: list[int] = []
@@ -262,8 +358,12 @@ def store_readings(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchO
             reject(
                 position, Reason.OUT_OF_RANGE, f"{value} is outside [{sensor.plausible_min}, {sensor.plausible_max}]"
             )
+        elif not -max_abs_value <= value <= max_abs_value:
+            reject(position, Reason.VALUE_OUT_OF_RANGE, f"{value} is beyond ±{max_abs_value:g} (INGEST_MAX_ABS_VALUE)")
         elif ts_us > future_limit:
             reject(position, Reason.FUTURE_TIMESTAMP)
+        elif ts_us < EARLIEST_TS_US:
+            reject(position, Reason.TIMESTAMP_OUT_OF_RANGE, f"before {_iso(EARLIEST_TS_US)}")
         elif normalized.g[position] >= 0 and normalized.g[position] not in fresh_groups:
             outcome.duplicates += 1
         else:
@@ -401,16 +501,20 @@ def _touch_devices(
 LAST_SEEN_RESOLUTION_S = 5
 # A seq this far below the high-water mark means the device restarted its counter, not a late datagram.
 SEQ_RESTART_MARGIN = 1000
+# A seq this far above it is a new counter too (or garbage), not that many lost datagrams: a device sending
+# every second would have to be silent for eleven days. Bounding the jump bounds the gap counts.
+SEQ_JUMP_LIMIT = 1_000_000
 
 
 def _advance_sequence(last: int | None, seqs: list[int]) -> tuple[int | None, int]:
     """(new high-water mark, gaps found) after the fresh seqs of one device, in ascending order.
 
     A jump past last + 1 counts the skipped numbers as gaps; a seq at or below the mark is a late datagram
-    (it neither moves the mark nor adds gaps), unless it is far below, which is a counter restart."""
+    (it neither moves the mark nor adds gaps), unless it is far below, which is a counter restart, as is a jump
+    of more than SEQ_JUMP_LIMIT."""
     gaps = 0
     for seq in seqs:
-        if last is None or last - seq > SEQ_RESTART_MARGIN:
+        if last is None or last - seq > SEQ_RESTART_MARGIN or seq - last > SEQ_JUMP_LIMIT:
             last = seq
         elif seq > last:
             gaps += seq - last - 1
@@ -423,4 +527,7 @@ def _datetime(ts_us: int) -> datetime:
 
 
 def _iso(ts_us: int) -> str:
-    return _datetime(ts_us).isoformat().replace("+00:00", "Z")
+    try:
+        return _datetime(ts_us).isoformat().replace("+00:00", "Z")
+    except OverflowError:  # only from a payload the adapters did not make
+        return f"{ts_us} µs since the epoch"

@@ -16,6 +16,11 @@ READINGS_RECEIVED = Counter(
 READINGS_STORED = Counter("telemetry_readings_stored_total", "Readings written to the readings table")
 READINGS_DUPLICATE = Counter("telemetry_readings_duplicate_total", "Readings dropped as duplicates")
 READINGS_REJECTED = Counter("telemetry_readings_rejected_total", "Readings rejected by data-quality checks", ["reason"])
+ROLLUP_OVERFLOWS = Counter(
+    "telemetry_rollup_overflow_buckets_total",
+    "Rollup buckets written with an infinite sum (their readings' sum exceeds float8)",
+    ["granularity"],
+)
 INGEST_BATCH_SECONDS = Histogram(
     "telemetry_ingest_batch_duration_seconds",
     "Time the worker took to store one ingest batch",

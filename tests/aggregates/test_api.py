@@ -10,7 +10,6 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.aggregates.services import rollups_refresh
-from apps.ingest.resolution import clear_cache
 from tests.aggregates.helpers import AGGREGATES, at, insert_raw, raw_buckets, series, store
 from tests.factories import assert_error_shape
 
@@ -18,13 +17,6 @@ pytestmark = pytest.mark.django_db
 
 MINUTE = timedelta(minutes=1)
 FUNCTIONS = ("min", "max", "avg", "sum", "count")
-
-
-@pytest.fixture(autouse=True)
-def fresh_sensor_cache():
-    clear_cache()
-    yield
-    clear_cache()
 
 
 def get(client, **params):

@@ -35,13 +35,6 @@ START = at("2026-05-04T00:00:00Z")
 
 
 @pytest.fixture(autouse=True)
-def fresh_sensor_cache():
-    clear_cache()
-    yield
-    clear_cache()
-
-
-@pytest.fixture(autouse=True)
 def exports_in_a_temporary_media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
 

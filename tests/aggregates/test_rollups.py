@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from apps.aggregates.models import RolledUpBatch, RollupDay, RollupHour, RollupState
 from apps.aggregates.services import REFRESH_LOCK, rollups_rebuild, rollups_refresh
-from apps.ingest.resolution import clear_cache
 from tests.aggregates.helpers import (
     assert_same_rows,
     at,
@@ -26,13 +25,6 @@ from tests.worker import database_url
 pytestmark = pytest.mark.django_db
 
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture(autouse=True)
-def fresh_sensor_cache():
-    clear_cache()
-    yield
-    clear_cache()
 
 
 def assert_rollups_equal_raw() -> None:

@@ -39,3 +39,28 @@ def test_ordering_and_search(world, viewer_api):
 
     found = viewer_api.get(f"{API}/devices/", {"search": "meter"}).json()["results"]
     assert [row["device_id"] for row in found] == ["dc-meter-001"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"page": "1e20"}, "page"),
+        ({"page": "0"}, "page"),
+        ({"page": "-3"}, "page"),
+        ({"page": "two"}, "page"),
+        ({"page_size": "1e20"}, "page_size"),
+        ({"page_size": "0"}, "page_size"),
+    ],
+)
+def test_a_page_or_page_size_that_is_not_a_positive_integer_is_a_400_naming_it(world, viewer_api, params, field):
+    response = viewer_api.get(f"{API}/devices/", params)
+
+    assert response.status_code == 400, response.content
+    assert_error_shape(response, field)
+
+
+def test_huge_page_numbers_and_sizes_are_a_404_past_the_end_or_capped(world, viewer_api):
+    assert viewer_api.get(f"{API}/devices/", {"page": str(10**30)}).status_code == 404
+    capped = viewer_api.get(f"{API}/devices/", {"page_size": str(10**30)})
+    assert capped.status_code == 200 and len(capped.json()["results"]) == 3
+    assert viewer_api.get(f"{API}/devices/", {"page": "last"}).status_code == 200

@@ -125,6 +125,8 @@ def test_sequence_rules():
     assert _advance_sequence(9, [12]) == (12, 2)
     assert _advance_sequence(12, [10]) == (12, 0)  # late datagram: no gap, no move
     assert _advance_sequence(5000, [1, 2]) == (2, 0)  # far below: the device restarted its counter
+    assert _advance_sequence(12, [1_000_012]) == (1_000_012, 999_999)
+    assert _advance_sequence(12, [1_000_013, 2**63 - 1]) == (2**63 - 1, 0)  # far above: a new counter too
 
 
 def test_rejects_are_reported_with_reasons(world, admin_api):

@@ -242,3 +242,26 @@ def test_plain_postgresql_here_and_the_hypertable_sql_it_would_issue():
     assert "timescaledb.compress_segmentby = 'sensor_id'" in statements[2]
     assert "add_compression_policy('ingest_reading', interval '7 days'" in statements[3]
     assert "add_retention_policy('ingest_reading', interval '90 days'" in statements[4]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"page": "1e20"}, "page"),
+        ({"page": str(10**20)}, "page"),  # an offset beyond bigint
+        ({"page": str(2**63 // 1000 + 2)}, "page"),
+        ({"page": "0"}, "page"),
+        ({"page_size": str(10**30)}, "page_size"),
+        ({"page_size": "x"}, "page_size"),
+    ],
+)
+def test_realtime_paging_out_of_range_is_a_400_naming_the_parameter(world, viewer_api, params, field):
+    response = viewer_api.get(REALTIME, params)
+
+    assert response.status_code == 400, response.content
+    assert_error_shape(response, field)
+
+
+def test_realtime_past_the_last_row_is_an_empty_page(world, viewer_api):
+    body = viewer_api.get(REALTIME, {"page": str(2**63 // 1000 + 1)}).json()
+    assert (body["count"], body["results"]) == (len(world.sensors), [])

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import io
 import smtplib
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import connection
 from django.utils import timezone
 
 from apps.notifications.channels import ConsoleBackend, Message
@@ -19,6 +17,7 @@ from apps.notifications.models import Notification
 from apps.notifications.services import notification_claim, notification_deliver, retry_delay
 from apps.thresholds.models import Threshold
 from tests.alerts.helpers import evaluate, make_subscription, readings
+from tests.concurrency import at_once
 from workers.tasks.alerts import deliver
 
 pytestmark = pytest.mark.django_db
@@ -175,21 +174,7 @@ def test_two_workers_delivering_the_same_notification_at_once_send_it_once(world
     Threshold.objects.filter(pk=world.thresholds["temperature"].pk).update(min_duration_s=0)
     receiver.delay_s = 0.3  # the first sender is still waiting when the second tries
     notification = notify("webhook", receiver.url)
-    start = threading.Barrier(4)
-    outcomes: list[str] = []
-
-    def run() -> None:
-        try:
-            start.wait()
-            outcomes.append(notification_deliver(notification_id=notification.pk).status)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    outcomes = at_once(lambda: notification_deliver(notification_id=notification.pk).status, 4)
 
     assert sorted(outcomes) == ["sent", "skipped", "skipped", "skipped"]
     assert len(receiver.received()) == 1

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.aggregates.selectors import rollup_source
+from apps.ingest.idempotency import idempotency_keys_purge
 from apps.ingest.pipeline import batch_mark_failed, batch_process
 from apps.ingest.services import batch_purge_finished, batch_requeue_stale
 from workers.base import TelemetryTask
@@ -42,7 +43,8 @@ ROLLUP_MARGIN = timedelta(hours=1)
 @app.task(base=TelemetryTask, name="ingest.purge_batches")
 def purge_batches() -> int:
     """Beat (daily): delete ingest batches older than INGEST_BATCH_RETENTION_DAYS that everything is done
-    with, in chunks, never one the rollups have not taken in yet."""
+    with, in chunks, never one the rollups have not taken in yet; and the Idempotency-Keys past their day."""
+    idempotency_keys_purge(now=timezone.now())
     cutoff = timezone.now() - timedelta(days=settings.INGEST_BATCH_RETENTION_DAYS)
     source = rollup_source()
     if source.tracks_batches:

@@ -1,4 +1,3 @@
-import csv
 import sys
 import time
 
@@ -6,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
-from apps.ingest.csv_import import normalize_csv_rows
+from apps.ingest.csv_import import csv_rows, normalize_csv_rows
 from apps.ingest.models import IngestBatch
 from apps.ingest.pipeline import batch_process
 from apps.ingest.services import batch_create
@@ -26,7 +25,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, file, chunk_size, queue, **options):
-        stream = sys.stdin if file == "-" else open(file, newline="", encoding="utf-8-sig")  # noqa: SIM115
+        stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
         received_at = timezone.now()
         totals = {"rows": 0, "stored": 0, "duplicates": 0, "rejected": 0, "malformed": 0}
         started = time.monotonic()
@@ -39,7 +38,7 @@ class Command(BaseCommand):
         try:
             with stream:
                 for chunk in normalize_csv_rows(
-                    csv.reader(stream), received_at=received_at, chunk_size=chunk_size, on_error=malformed
+                    csv_rows(stream), received_at=received_at, chunk_size=chunk_size, on_error=malformed
                 ):
                     batch = batch_create(normalized=chunk, received_at=received_at, source=IngestBatch.Source.IMPORT)
                     totals["rows"] += len(chunk)
