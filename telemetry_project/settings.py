@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "apps.commands",
     "apps.operations",
     "apps.dashboard",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [
