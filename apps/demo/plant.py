@@ -2,8 +2,9 @@
 default thresholds per sensor type, a few per-sensor overrides, and an admin login.
 
 Every step looks for what it would create first, so a second run creates nothing and leaves alone whatever
-staff changed since. Everything is created through the owning app's services, so the demo plant keeps the
-rules the API and the admin keep.
+staff changed since. Locations, devices, sensors, thresholds, mappings and the admin user are created through
+their apps' services, so the demo plant keeps the rules the API and the admin keep (sensor types are plain rows,
+as in the API).
 """
 
 from __future__ import annotations
