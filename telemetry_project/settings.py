@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "apps.commands",
     "apps.operations",
     "apps.dashboard",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [

@@ -30,6 +30,7 @@ from apps.devices.services import device_create, sensor_create
 from apps.locations.models import Location
 from apps.locations.services import location_save
 from apps.thresholds.models import SensorThresholdMapping, Threshold
+from apps.thresholds.services import mapping_create, threshold_create
 
 API = "/api/v1"
 
@@ -69,11 +70,11 @@ def make_sensor(device: Device, sensor_type: SensorType, *, channel: str = "", *
 
 
 def make_threshold(sensor_type: SensorType, *, name: str = "default", **fields: Any) -> Threshold:
-    return Threshold.objects.create(sensor_type=sensor_type, name=name, **fields)
+    return threshold_create(sensor_type=sensor_type, name=name, **fields)
 
 
 def make_mapping(sensor: Sensor, threshold: Threshold, **fields: Any) -> SensorThresholdMapping:
-    return SensorThresholdMapping.objects.create(sensor=sensor, threshold=threshold, **fields)
+    return mapping_create(sensor=sensor, threshold=threshold, **fields)
 
 
 def make_user(username: str, role: Role, *, password: str | None = None) -> tuple[AbstractUser, str]:

@@ -9,7 +9,7 @@ from apps.devices.models import Device, Sensor, SensorType
 from apps.devices.services import device_create, device_rotate_key, sensor_create
 
 
-def _adopt(target: Model, created: Model) -> None:
+def adopt_created(target: Model, created: Model) -> None:
     """Make the admin's unsaved form instance the row a service just created, so the admin's own steps
     after save_model (change message, log entry, redirect) see the saved object."""
     target.pk = created.pk
@@ -108,7 +108,7 @@ class DeviceAdmin(admin.ModelAdmin):
         # A new device gets its ingest key from the service; the key is not stored, so this is the only
         # time it can be shown.
         device, key = device_create(**_editable_values(obj))
-        _adopt(obj, device)
+        adopt_created(obj, device)
         self.message_user(
             request,
             format_html(
@@ -179,4 +179,4 @@ class SensorAdmin(admin.ModelAdmin):
             channel=form.cleaned_data.get("channel", ""),
             **fields,
         )
-        _adopt(obj, sensor)
+        adopt_created(obj, sensor)

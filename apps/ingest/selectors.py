@@ -11,6 +11,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from apps.ingest.models import Reading
+from apps.thresholds.severity import severity_label_sql, severity_rank_sql
 
 
 class RealtimeStatus:
@@ -35,29 +36,24 @@ class RealtimeFilters:
 
 # Status per sensor in SQL, so filtering by status and paging stay in the database: the latest value
 # against every enabled threshold of the sensor's type, each with the sensor's mapping laid over it
-# (a disabled mapping removes that threshold). The worst band wins; an old or missing value is stale.
+# (a disabled mapping removes that threshold). The worst band wins; an old or missing value is stale. The
+# classification is generated from the thresholds' own definition, the one evaluation applies in Python.
+_SEVERITY_SQL = {
+    "severity": severity_rank_sql(value="lr.value", band=lambda field: f"COALESCE(m.{field}, th.{field})"),
+    "status": severity_label_sql("ev.severity"),
+}
 _REALTIME_SQL = """
 SELECT * FROM (
     SELECT s.id AS sensor_id, s.key AS sensor, d.id AS device, d.device_id AS device_id, t.code AS sensor_type,
            t.unit AS unit, s.location_id AS location, l.full_path AS location_path, lr.ts, lr.value,
-           CASE
-               WHEN lr.ts IS NULL OR lr.ts < %(stale_before)s THEN 'stale'
-               WHEN ev.severity = 2 THEN 'critical'
-               WHEN ev.severity = 1 THEN 'warning'
-               ELSE 'normal'
-           END AS status
+           CASE WHEN lr.ts IS NULL OR lr.ts < %(stale_before)s THEN 'stale' ELSE {status} END AS status
       FROM devices_sensor s
       JOIN devices_device d ON d.id = s.device_id
       JOIN devices_sensortype t ON t.id = s.sensor_type_id
       LEFT JOIN locations_location l ON l.id = s.location_id
       LEFT JOIN ingest_latestreading lr ON lr.sensor_id = s.id
       LEFT JOIN LATERAL (
-          SELECT max(CASE
-                  WHEN lr.value < COALESCE(m.critical_low, th.critical_low)
-                    OR lr.value > COALESCE(m.critical_high, th.critical_high) THEN 2
-                  WHEN lr.value < COALESCE(m.warning_low, th.warning_low)
-                    OR lr.value > COALESCE(m.warning_high, th.warning_high) THEN 1
-                  ELSE 0 END) AS severity
+          SELECT max({severity}) AS severity
             FROM thresholds_threshold th
             LEFT JOIN thresholds_sensorthresholdmapping m ON m.threshold_id = th.id AND m.sensor_id = s.id
            WHERE th.sensor_type_id = s.sensor_type_id AND th.enabled AND COALESCE(m.enabled, true)
@@ -98,7 +94,7 @@ def realtime_rows(
     if filters.statuses is not None:
         status_filter = "WHERE status = ANY(%(statuses)s)"
         params["statuses"] = filters.statuses
-    sql = _REALTIME_SQL.format(where=" AND ".join(conditions), status_filter=status_filter)
+    sql = _REALTIME_SQL.format(where=" AND ".join(conditions), status_filter=status_filter, **_SEVERITY_SQL)
     count_sql = "SELECT count(*) FROM (" + sql.split("ORDER BY sensor")[0] + ") counted"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -2,60 +2,110 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Model
 
-from apps.devices.admin import SensorAdmin, SensorTypeAdmin
+from apps.devices.admin import SensorAdmin, SensorTypeAdmin, adopt_created
 from apps.devices.models import Sensor, SensorType
 from apps.thresholds.models import SensorThresholdMapping, Threshold
-from apps.thresholds.selectors import OVERRIDABLE_FIELDS, merge_bands
-from apps.thresholds.validation import band_order_errors
+from apps.thresholds.services import (
+    MAPPING_FIELDS,
+    THRESHOLD_FIELDS,
+    mapping_create,
+    mapping_errors,
+    mapping_update,
+    threshold_create,
+    threshold_errors,
+    threshold_update,
+)
 
 BAND_COLUMNS = ["warning_low", "warning_high", "critical_low", "critical_high", "hysteresis", "min_duration_s"]
 
 
-def _add_band_errors(form: forms.ModelForm, errors: dict[str, list[str]]) -> None:
-    # Field errors also keep the model's check constraints on those fields from repeating them as
-    # anonymous "constraint violated" messages.
-    for field, messages in errors.items():
-        for message in messages:
-            form.add_error(field, message)
+class ServiceRulesForm(forms.ModelForm):
+    """A form that shows the rules of apps/thresholds/services.py as field errors, so staff meet the same
+    refusals as API clients, before anything is saved."""
+
+    service_fields: tuple[str, ...] = ()
+
+    def service_errors(self, candidate: Model) -> dict[str, list[str]]:
+        raise NotImplementedError
+
+    def clean(self):
+        cleaned = super().clean()
+        # The instance as the form would save it. A field the form lacks keeps the instance's value (in an
+        # inline, the parent is the formset's field and may not be saved yet); a field that failed its own
+        # validation is empty, so no rule reports a value nobody entered.
+        values = {
+            field: cleaned.get(field) if field in self.fields else getattr(self.instance, field, None)
+            for field in self.service_fields
+        }
+        candidate = self._meta.model(pk=self.instance.pk, **values)
+        # Field errors also keep the model's check constraints on those fields from repeating them as
+        # anonymous "constraint violated" messages.
+        for field, messages in self.service_errors(candidate).items():
+            for message in messages:
+                self.add_error(field if field in self.fields else None, message)
+        return cleaned
 
 
-class ThresholdForm(forms.ModelForm):
+class ThresholdForm(ServiceRulesForm):
+    service_fields = THRESHOLD_FIELDS
+
     class Meta:
         model = Threshold
         fields = ["sensor_type", "name", *BAND_COLUMNS, "enabled"]
 
-    def clean(self):
-        cleaned = super().clean()
-        bands = {field: cleaned.get(field) for field in OVERRIDABLE_FIELDS}
-        _add_band_errors(self, band_order_errors(bands))
-        if cleaned.get("hysteresis") is not None and cleaned["hysteresis"] < 0:
-            self.add_error("hysteresis", "Must not be negative.")
-        return cleaned
+    def service_errors(self, candidate: Threshold) -> dict[str, list[str]]:
+        return threshold_errors(threshold=candidate)
 
 
-class SensorThresholdMappingForm(forms.ModelForm):
+class SensorThresholdMappingForm(ServiceRulesForm):
+    service_fields = MAPPING_FIELDS
+
     class Meta:
         model = SensorThresholdMapping
         fields = ["sensor", "threshold", *BAND_COLUMNS, "enabled"]
 
-    def clean(self):
-        cleaned = super().clean()
-        # In the sensor page's inline the sensor is the page's (possibly not yet saved) sensor.
-        sensor: Sensor | None = cleaned.get("sensor") or getattr(self.instance, "sensor", None)
-        threshold: Threshold | None = cleaned.get("threshold")
-        if sensor is None or threshold is None:
-            return cleaned
-        if sensor.sensor_type_id != threshold.sensor_type_id:
-            self.add_error("threshold", "This threshold belongs to another sensor type than the sensor.")
-            return cleaned
-        overrides = {field: cleaned.get(field) for field in OVERRIDABLE_FIELDS}
-        if overrides["hysteresis"] is not None and overrides["hysteresis"] < 0:
-            self.add_error("hysteresis", "Must not be negative.")
-        inherited = {field: getattr(threshold, field) for field in OVERRIDABLE_FIELDS}
-        # The overrides must be in order among themselves and with the bands they inherit.
-        _add_band_errors(self, band_order_errors(overrides) or band_order_errors(merge_bands(inherited, overrides)))
-        return cleaned
+    def service_errors(self, candidate: SensorThresholdMapping) -> dict[str, list[str]]:
+        return mapping_errors(mapping=candidate)
+
+
+def save_through_services(obj: Threshold | SensorThresholdMapping, changed: list[str] | None) -> None:
+    """Save what an admin form built through the services: a new row is created (and `obj` becomes it, for
+    the admin's log and redirect), a stored one gets the fields the form changed."""
+    fields = THRESHOLD_FIELDS if isinstance(obj, Threshold) else MAPPING_FIELDS
+    if changed is None:
+        values = {field: getattr(obj, field) for field in fields}
+        adopt_created(obj, threshold_create(**values) if isinstance(obj, Threshold) else mapping_create(**values))
+        return
+    data = {field: getattr(obj, field) for field in changed if field in fields}
+    if isinstance(obj, Threshold):
+        threshold_update(threshold=obj, data=data)
+    else:
+        mapping_update(mapping=obj, data=data)
+
+
+class SavedThroughServices:
+    """For a ModelAdmin of thresholds or mappings, or of a page with their inlines: saves go through the
+    services (inline rows too; other inlines save as usual)."""
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        if isinstance(obj, Threshold | SensorThresholdMapping):
+            save_through_services(obj, form.changed_data if change else None)
+        else:
+            super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change: bool) -> None:
+        if formset.model not in (Threshold, SensorThresholdMapping):
+            super().save_formset(request, form, formset, change)
+            return
+        formset.save(commit=False)  # fills new_objects, changed_objects and deleted_objects, saves nothing
+        for obj in formset.deleted_objects:
+            obj.delete()
+        for obj in formset.new_objects:
+            save_through_services(obj, None)
+        for obj, changed in formset.changed_objects:
+            save_through_services(obj, changed)
 
 
 class ThresholdInline(admin.TabularInline):
@@ -81,7 +131,7 @@ class SensorThresholdMappingInline(admin.TabularInline):
 
 
 @admin.register(Threshold)
-class ThresholdAdmin(admin.ModelAdmin):
+class ThresholdAdmin(SavedThroughServices, admin.ModelAdmin):
     form = ThresholdForm
     list_display = ["__str__", "sensor_type", *BAND_COLUMNS, "enabled"]
     list_filter = ["enabled", "sensor_type"]
@@ -91,7 +141,7 @@ class ThresholdAdmin(admin.ModelAdmin):
 
 
 @admin.register(SensorThresholdMapping)
-class SensorThresholdMappingAdmin(admin.ModelAdmin):
+class SensorThresholdMappingAdmin(SavedThroughServices, admin.ModelAdmin):
     form = SensorThresholdMappingForm
     list_display = ["sensor", "threshold", *BAND_COLUMNS, "enabled"]
     list_filter = ["enabled", "threshold__sensor_type"]
@@ -107,10 +157,10 @@ admin.site.unregister(Sensor)
 
 
 @admin.register(SensorType)
-class SensorTypeWithThresholdsAdmin(SensorTypeAdmin):
+class SensorTypeWithThresholdsAdmin(SavedThroughServices, SensorTypeAdmin):
     inlines = [*SensorTypeAdmin.inlines, ThresholdInline]
 
 
 @admin.register(Sensor)
-class SensorWithMappingsAdmin(SensorAdmin):
+class SensorWithMappingsAdmin(SavedThroughServices, SensorAdmin):
     inlines = [*SensorAdmin.inlines, SensorThresholdMappingInline]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from apps.thresholds.models import BAND_FIELDS, SensorThresholdMapping, Threshold
+from apps.thresholds.severity import severity_of
 
 OVERRIDABLE_FIELDS = (*BAND_FIELDS, "hysteresis", "min_duration_s")
 
@@ -24,15 +25,7 @@ class EffectiveThreshold:
 
     def severity_of(self, value: float) -> str:
         """normal, warning or critical for one value (no hysteresis: that needs the previous state)."""
-        if (self.critical_low is not None and value < self.critical_low) or (
-            self.critical_high is not None and value > self.critical_high
-        ):
-            return "critical"
-        if (self.warning_low is not None and value < self.warning_low) or (
-            self.warning_high is not None and value > self.warning_high
-        ):
-            return "warning"
-        return "normal"
+        return severity_of(self, value)
 
 
 def merge_bands(threshold: dict, mapping: dict | None) -> dict:

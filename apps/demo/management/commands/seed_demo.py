@@ -3,7 +3,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from apps.devices.demo import demo_plant_seed, device_keys_write
+from apps.demo.device_keys import device_keys_write
+from apps.demo.plant import demo_plant_seed
 
 
 class Command(BaseCommand):
@@ -29,6 +30,8 @@ class Command(BaseCommand):
         result = demo_plant_seed(admin_password=os.environ.get("DEMO_ADMIN_PASSWORD") or None, rotate_keys=rotate_keys)
         created = ", ".join(f"{count} {what}" for what, count in result.created.items() if count)
         self.stdout.write(f"Demo plant: {'created ' + created if created else 'already complete, nothing created'}.")
+        for skipped in result.skipped:
+            self.stdout.write(self.style.WARNING(f"Skipped the {skipped}."))
         source = "generated, set now" if result.admin_password_generated else "from DEMO_ADMIN_PASSWORD"
         self.stdout.write(f"Admin login: {result.admin_username} / {result.admin_password}  ({source})")
         self.stdout.write(f"Admin API token: {result.admin_token}  (Authorization: Token <token>)")
