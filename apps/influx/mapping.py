@@ -19,19 +19,18 @@ A refused line is reported (the API answers 400 naming it) and every other line 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from apps.influx.lineprotocol import FieldValue, LineError, parse_lines
-from apps.ingest.adapters import MAX_TEXT, to_epoch_us
+from apps.ingest.adapters import to_epoch_us
 from apps.ingest.payload import NormalizedBatch, device_field_ref
+from apps.ingest.pipeline import EARLIEST_TS, EARLIEST_TS_US
+from apps.ingest.text import MAX_TEXT, has_control
 
 CHANNEL_TAG = "channel"
 VALUE_FIELD = "value"
-EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
-_EARLIEST_US = to_epoch_us(EARLIEST_TIMESTAMP)
 
 # Timestamps of each precision to microseconds, the resolution readings are stored with.
 TO_MICROSECONDS: dict[str, Callable[[int], int]] = {
@@ -41,8 +40,6 @@ TO_MICROSECONDS: dict[str, Callable[[int], int]] = {
     "s": lambda stamp: stamp * 1_000_000,
 }
 PRECISIONS = tuple(TO_MICROSECONDS)
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class TooManyReadings(Exception):
@@ -105,8 +102,8 @@ def normalize_lines(
             continue
         channel = tags.get(CHANNEL_TAG, "")
         ts_us = received_us if stamp is None else to_us(stamp)
-        if not _EARLIEST_US <= ts_us <= latest_us:
-            refuse(LineError(line, _timestamp_problem(stamp, precision, ts_us < _EARLIEST_US)))
+        if not EARLIEST_TS_US <= ts_us <= latest_us:
+            refuse(LineError(line, _timestamp_problem(stamp, precision, ts_us < EARLIEST_TS_US)))
             continue
         device_refs = refs.get((device_id, channel))
         if device_refs is None:
@@ -156,12 +153,12 @@ def _field_refs(
 def _name_problem(what: str, name: str) -> str | None:
     if len(name) > MAX_TEXT:
         return f"{what} {name[:40]!r}... is longer than {MAX_TEXT} characters"
-    if _CONTROL.search(name):
+    if has_control(name):
         return f"{what} {name!r} contains a control character"
     return None
 
 
 def _timestamp_problem(stamp: int | None, precision: str, too_early: bool) -> str:
     if too_early:
-        return f"timestamp {stamp} ({precision}) is before {EARLIEST_TIMESTAMP.date()}: is the precision right?"
+        return f"timestamp {stamp} ({precision}) is before {EARLIEST_TS.date()}: is the precision right?"
     return f"timestamp {stamp} ({precision}) is in the future: is the precision right, is the clock set?"

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from apps.influx.mapping import EARLIEST_TIMESTAMP, TooManyReadings, normalize_lines
+from apps.influx.mapping import TooManyReadings, normalize_lines
 from apps.ingest.adapters import to_epoch_us
 from apps.ingest.payload import device_field_ref
+from apps.ingest.pipeline import EARLIEST_TS
 
 RECEIVED_AT = datetime(2026, 2, 12, 16, 0, tzinfo=UTC)
 RECEIVED_US = to_epoch_us(RECEIVED_AT)
@@ -96,7 +97,7 @@ def test_a_point_without_timestamp_takes_the_receive_time():
 
 
 def test_timestamps_before_2000_are_refused_with_a_hint_at_the_precision():
-    just_before = int((EARLIEST_TIMESTAMP - timedelta(seconds=1)).timestamp())
+    just_before = int((EARLIEST_TS - timedelta(seconds=1)).timestamp())
     mapped = normalize(f"env,device=env-001 temperature=1 {T_S}\nenv,device=env-001 temperature=2 {just_before}")
     assert len(mapped.batch) == 1
     assert mapped.errors[0].line == 2 and "is the precision right" in mapped.errors[0].message
