@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,13 +43,20 @@ def configured_logger(formatter_name: str) -> tuple[logging.Logger, io.StringIO]
     return logger, stream
 
 
-def test_text_lines_carry_time_level_logger_request_id_and_message():
-    logger, stream = configured_logger("text")
-    token = request_id_var.set("req-42")
+@contextmanager
+def under_request(request_id: str):
+    """Code in the block runs as a request with this id would (it logs and queues tasks under it)."""
+    token = request_id_var.set(request_id)
     try:
-        logger.info("stored %d readings", 3)
+        yield
     finally:
         request_id_var.reset(token)
+
+
+def test_text_lines_carry_time_level_logger_request_id_and_message():
+    logger, stream = configured_logger("text")
+    with under_request("req-42"):
+        logger.info("stored %d readings", 3)
     logger.warning("no request here")
 
     first, second = stream.getvalue().splitlines()
@@ -73,11 +81,8 @@ def test_text_lines_are_followed_by_the_traceback_of_an_exception():
 
 def test_json_lines_are_one_object_each_with_the_request_id():
     logger, stream = configured_logger("json")
-    token = request_id_var.set("req-43")
-    try:
+    with under_request("req-43"):
         logger.info("stored %d readings", 3)
-    finally:
-        request_id_var.reset(token)
 
     [line] = stream.getvalue().splitlines()
     record = json.loads(line)
@@ -110,11 +115,8 @@ for debug, chosen in [("true", None), ("false", None), ("false", "text"), ("true
 
 def ping(request_id: str, **options) -> str:
     """Send housekeeping.ping as a request with this id would; its task id once a worker answered."""
-    token = request_id_var.set(request_id)
-    try:
+    with under_request(request_id):
         result = celery_app.send_task("housekeeping.ping", **options)
-    finally:
-        request_id_var.reset(token)
     assert result.get(timeout=60) == "pong"
     return result.id
 
