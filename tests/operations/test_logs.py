@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 from django.conf import settings
 
 from apps.ingest.models import IngestBatch
@@ -165,7 +166,13 @@ def test_a_worker_at_debug_logs_received_and_succeeded_as_debug_lines_with_the_r
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
-        celery_app.amqp.queues.pop(queue, None)  # sending to it declared it in this process's app
+        # Sending to the queue declared it in this process's app and bound it in the broker: neither outlives the test.
+        celery_app.amqp.queues.pop(queue, None)
+        broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        try:
+            broker.delete(f"_kombu.binding.{queue}", queue)
+        finally:
+            broker.close()
 
     lines = [line for line in log_path.read_text().splitlines() if task_id in line]
     received = [line for line in lines if f"Task housekeeping.ping[{task_id}] received" in line]
