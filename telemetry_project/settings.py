@@ -541,8 +541,11 @@ METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", "127.0.0.1/3
 # A worker or the MQTT bridge on a host of its own serves its metrics on this port (0: not served; web's
 # /metrics covers every process that shares its PROMETHEUS_MULTIPROC_DIR).
 METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0)
-# json (one object per line, for log shippers) or plain (for reading in a terminal).
-LOG_FORMAT = env_choice("LOG_FORMAT", "json", {"json", "plain"})
+# text (one line per event, for people; the default with DEBUG) or json (one object per line, for log shippers;
+# the default otherwise). "plain" is the former name of text.
+LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", {"text", "json", "plain"})
+if LOG_FORMAT == "plain":
+    LOG_FORMAT = "text"
 # Rate limits: "N/second|minute|hour|day", or "off". token and device count requests; ingest_readings counts
 # readings per device key or token.
 THROTTLE_RATES = {
@@ -556,7 +559,10 @@ HEALTH_CHECK_TIMEOUT_S = env_float("HEALTH_CHECK_TIMEOUT_S", 2.0, minimum=0.1)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "apps.operations.request_id.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "apps.operations.request_id.RequestIdFilter"},
+        "routine_task_lines": {"()": "apps.operations.logs.RoutineTaskLinesAtDebug"},
+    },
     "formatters": {
         # One JSON object per line on stdout, with the request id that started the work.
         "json": {
@@ -564,11 +570,18 @@ LOGGING = {
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "text": {"()": "apps.operations.logs.TextFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # A line per task received, succeeded or sent by the beat: DEBUG (apps/operations/logs.py).
+        **{
+            name: {"filters": ["routine_task_lines"]}
+            for name in ("celery.worker.strategy", "celery.app.trace", "celery.beat")
+        },
+    },
 }

@@ -181,7 +181,7 @@ def batch_process(*, batch_id: str) -> BatchOutcome | None:
     if not claimed:
         if IngestBatch.objects.filter(pk=batch_id).exclude(status=IngestBatch.Status.DONE).exists():
             raise AttemptsExhausted(f"ingest batch {batch_id} was claimed {cap} times without finishing")
-        logger.info("ingest batch %s is done or gone; nothing to do", batch_id)
+        logger.debug("ingest batch %s is done or gone; nothing to do", batch_id)
         return None
     started = time.monotonic()
     try:
@@ -199,7 +199,9 @@ def batch_process(*, batch_id: str) -> BatchOutcome | None:
         outcome = _store_batch(batch_id, refused=exc)
     if outcome is not None:
         _count(outcome, seconds=time.monotonic() - started)
-        logger.info(
+        # DEBUG: a line per batch, several a second on a busy system. A batch that fails is logged by its task
+        # (Celery logs the failure at ERROR, each retry at INFO).
+        logger.debug(
             "ingest batch %s stored %d, duplicates %d, rejected %d",
             batch_id, outcome.stored, outcome.duplicates, outcome.rejected,
         )  # fmt: skip

@@ -144,6 +144,7 @@ class Bridge:
         self.stats["connections"] += 1
         if self.stats["connections"] > 1:
             metrics.MQTT_RECONNECTS.inc()
+        metrics.MQTT_CONNECTED.set(1)
         self.connected.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
@@ -155,6 +156,7 @@ class Bridge:
             self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        metrics.MQTT_CONNECTED.set(0)
         self.connected.clear()
         self.subscribed.clear()
         if not self._stop.is_set():

@@ -18,5 +18,6 @@ class OperationsConfig(AppConfig):
         signals.task_postrun.connect(request_id.leave_task, weak=False, dispatch_uid="ops-rid-leave")
         signals.task_prerun.connect(task_metrics.task_started, weak=False, dispatch_uid="ops-task-started")
         signals.task_postrun.connect(task_metrics.task_finished, weak=False, dispatch_uid="ops-task-finished")
-        signals.task_retry.connect(task_metrics.task_retried, weak=False, dispatch_uid="ops-task-retried")
+        signals.worker_ready.connect(task_metrics.count_from_zero, weak=False, dispatch_uid="ops-task-zeros")
         signals.worker_ready.connect(task_metrics.serve_worker_metrics, weak=False, dispatch_uid="ops-worker-metrics")
+        signals.beat_init.connect(task_metrics.serve_worker_metrics, weak=False, dispatch_uid="ops-beat-metrics")

@@ -8,7 +8,7 @@ the deployment starts.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 READINGS_RECEIVED = Counter(
     "telemetry_readings_received_total", "Readings accepted by the API or the MQTT bridge, before storage", ["source"]
@@ -47,3 +47,24 @@ REDIS_FALLBACKS = Counter(
     "requeue beat), by operation",
     ["operation"],
 )
+
+# --- for the alerting rules (docker/prometheus/alerts.yml) --------------------------------------------------------
+# A timestamp rather than an age: it stays right between scrapes, and the rules compute the age with time().
+# "max" over processes: the newest success any process saw.
+TASK_LAST_SUCCESS = Gauge(
+    "telemetry_celery_task_last_success_timestamp_seconds",
+    "When each Celery task last succeeded (Unix time)",
+    ["task"],
+    multiprocess_mode="max",
+)
+# Set from the bridge's connect and disconnect callbacks. "mostrecent": the last value any process wrote, so a
+# restarted bridge replaces what the one before it left (processes that never connect leave 0 written at
+# start, which loses to any later write).
+MQTT_CONNECTED = Gauge(
+    "telemetry_mqtt_connected",
+    "1 while the MQTT bridge is connected to the broker, 0 while it is not",
+    multiprocess_mode="mostrecent",
+)
+# Every source's series exists from the start, so the first dead letter of a source counts as an increase.
+for _source in ("task", "mqtt"):
+    DEAD_LETTERS.labels(_source)

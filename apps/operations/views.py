@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
-from apps.operations.collectors import AlertingCollector, QueueDepthCollector
+from apps.operations.collectors import AlertingCollector, BacklogCollector, QueueDepthCollector
 
 
 def _allowed(request: HttpRequest) -> bool:
@@ -35,6 +35,7 @@ def _scrape() -> bytes:
     read_now = CollectorRegistry()
     read_now.register(QueueDepthCollector())
     read_now.register(AlertingCollector())
+    read_now.register(BacklogCollector())
     return generate_latest(counted) + generate_latest(read_now)
 
 

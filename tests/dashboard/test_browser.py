@@ -178,6 +178,27 @@ def chart_points(browser, dataset: int = 0) -> list[list[float]]:
     )
 
 
+def value_axis(browser) -> tuple[float, float]:
+    """The range of the sensor chart's value axis as Chart.js drew it."""
+    low, high = browser.execute_script(
+        "const y = Chart.getChart(document.getElementById('sensor-chart')).scales.y; return [y.min, y.max];"
+    )
+    return low, high
+
+
+def legend(browser) -> list[str]:
+    return browser.execute_script(
+        "return Chart.getChart(document.getElementById('sensor-chart')).legend.legendItems.map(item => item.text)"
+    )
+
+
+def assert_axis_follows(axis: tuple[float, float], values: list[float]) -> None:
+    """The axis holds every value with a little room, at most a quarter of their spread on each side."""
+    low, high = min(values), max(values)
+    room = (high - low) / 4
+    assert low - room <= axis[0] < low and high < axis[1] <= high + room, (axis, values)
+
+
 def test_the_sensor_chart_draws_the_ingested_readings_and_the_threshold_bands(
     world, celery_worker, admin_api, browser, page, wait_for
 ):
@@ -208,6 +229,14 @@ def test_the_sensor_chart_draws_the_ingested_readings_and_the_threshold_bands(
         ".map(line => line.value)"
     )
     assert sorted(lines) == [0, 5, 30, 40]
+    # The axis follows the readings (20.5 to 24 °C), not the bands (0 to 40 °C), which are all outside it: the
+    # legend gives their limits and says where they are.
+    assert_axis_follows(value_axis(browser), values)
+    assert legend(browser) == [
+        "readings",
+        "warning band: < 5 °C (below the chart), > 30 °C (above the chart)",
+        "critical band: < 0 °C (below the chart), > 40 °C (above the chart)",
+    ]
     screenshot(browser, "sensor-hour")
 
     if has_url("export-readings"):
@@ -243,7 +272,75 @@ def test_the_sensor_chart_draws_the_ingested_readings_and_the_threshold_bands(
         )
         assert labels == ["min", "max", "average"]
         assert [[x, pytest.approx(y)] for x, y in chart_points(browser, 2)] == hourly
+        assert_axis_follows(value_axis(browser), values)
+        assert legend(browser)[:2] == ["min–max per hour", "average per hour"]
         screenshot(browser, "sensor-week")
+
+
+def shaded(browser, value: float) -> dict:
+    """The colour the sensor chart's canvas has at `value`, left of the first reading (where no line, episode or
+    grid line is drawn), and whether it is the warning band's amber."""
+    red, green, blue, alpha = browser.execute_script(
+        """
+        const chart = Chart.getChart(document.getElementById('sensor-chart'));
+        const { chartArea: area, scales: { x, y } } = chart;
+        const first = x.getPixelForValue(chart.data.datasets[0].data[0].x);
+        const ticks = x.ticks.map((tick) => x.getPixelForValue(tick.value));
+        const candidates = [0.25, 0.5, 0.75].map((share) => area.left + (first - area.left) * share);
+        const distance = (px) => Math.min(...ticks.map((tick) => Math.abs(tick - px)), Infinity);
+        const column = candidates.sort((a, b) => distance(b) - distance(a))[0];
+        const ratio = chart.currentDevicePixelRatio;
+        const context = chart.canvas.getContext('2d');
+        return [...context.getImageData(column * ratio, y.getPixelForValue(arguments[0]) * ratio, 1, 1).data];
+        """,
+        value,
+    )
+    return {"amber": alpha > 20 and red > 200 and blue < 80, "empty": alpha < 10}
+
+
+def between_ticks(browser, low: float, high: float) -> float:
+    """A value halfway between two neighbouring ticks of the value axis, within [low, high]: no grid line there."""
+    ticks = browser.execute_script(
+        "return Chart.getChart(document.getElementById('sensor-chart')).scales.y.ticks.map(tick => tick.value)"
+    )
+    return next((a + b) / 2 for a, b in zip(ticks, ticks[1:], strict=False) if low <= a and b <= high)
+
+
+@needs_alerts
+def test_the_sensor_chart_shades_the_bands_that_fall_in_the_range_of_the_data(
+    world, celery_worker, admin_api, browser, page, wait_for
+):
+    sensor = world.sensors[VOLTAGE]
+    now = timezone.now().replace(microsecond=0)
+    moments = [now - timedelta(minutes=minutes) for minutes in (50, 40, 30, 20, 10)]
+    values = [790.0, 805.0, 812.0, 808.0, 820.0]  # up into the warning band (above 800 V) to stay, far from critical
+    ingest(
+        admin_api,
+        wait_for,
+        [{"sensor": VOLTAGE, "ts": iso(m), "value": v} for m, v in zip(moments, values, strict=True)],
+    )
+    wait_for(lambda: admin_api.get(f"{API}/alerts/", {"sensor": VOLTAGE, "active": "true"}).json()["count"], timeout=30)
+    make_user("viewer", Role.VIEWER, password=PASSWORD)
+    log_in(browser, page, "viewer", via_admin=False)
+
+    page(reverse("dashboard:sensor", args=[sensor.pk]) + "?range=hour")
+    wait_until(
+        browser, lambda d: d.find_element("id", "sensor-chart").get_attribute("data-state") == "ready", what="chart"
+    )
+
+    axis = value_axis(browser)
+    assert_axis_follows(axis, values)
+    assert 800 < axis[1] < 850 and 700 < axis[0] < 800
+    assert legend(browser) == [
+        "readings",
+        "warning band: < 700 V (below the chart), > 800 V",
+        "critical band: < 650 V (below the chart), > 850 V (above the chart)",
+        "1 warning alert episode",
+    ]
+    # The warning band is shaded above 800 V up to the top of the chart; below it the chart is empty.
+    assert shaded(browser, between_ticks(browser, 800, axis[1]))["amber"]
+    assert shaded(browser, between_ticks(browser, axis[0], 800))["empty"]
+    screenshot(browser, "sensor-bands")
 
 
 @needs_alerts

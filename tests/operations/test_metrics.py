@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from django.test import Client, override_settings
 
 from tests.ingest.helpers import post_readings
+from tests.operations.scrape import METRICS, scrape
+from tests.operations.scrape import sample_value as _value
 
 pytestmark = pytest.mark.django_db
-
-METRICS = "/metrics"
-
-
-def _value(text: str, name: str, **labels: str) -> float:
-    """The sample `name{labels}` of a scrape (0 when absent)."""
-    total = 0.0
-    for line in text.splitlines():
-        match = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
-        if not match or match.group(1) != name:
-            continue
-        found = ",".join(sorted(part for part in (match.group(2) or "{}")[1:-1].split(",") if part))
-        if not labels or all(f'{key}="{value}"' in found for key, value in labels.items()):
-            total += float(match.group(3))
-    return total
-
-
-def scrape(client: Client | None = None, **extra) -> str:
-    response = (client or Client()).get(METRICS, **extra)
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"].startswith("text/plain")
-    return response.content.decode()
 
 
 def test_metrics_refuses_scrapers_outside_the_allow_list_without_the_token():

@@ -1,12 +1,13 @@
 "use strict";
 // The sensor page: readings over the last hour, day, week or month (raw points, or buckets from the aggregates
-// API drawn as a min-max band with the average), the effective threshold bands, alert episodes shaded, and
-// export links for the range shown.
+// API drawn as a min-max band with the average) on a value axis that follows them, the effective threshold
+// bands where they fall in that range, alert episodes shaded, a legend naming all of it, and export links for
+// the range shown.
 (function () {
   const { config, api, apiAll, ApiError, formatValue, formatTime, el, errorText, poller, withParams } =
     window.Dashboard;
   if (!window.DashboardCharts) return;
-  const { COLORS, thresholdShading, timeScale } = window.DashboardCharts;
+  const { COLORS, thresholdShading, thresholdLegend, timeScale, valueAxis } = window.DashboardCharts;
   const RANGES = { hour: 3600e3, day: 86400e3, week: 7 * 86400e3, month: 30 * 86400e3 };
   // Raw readings while a range stays within a few thousand points at usual rates; rollups beyond.
   const AUTO_RESOLUTION = { hour: "raw", day: "raw", week: "hour", month: "day" };
@@ -28,11 +29,14 @@
   if (!resolutionSelect.value) resolutionSelect.value = "auto";
 
   const thresholds = thresholdShading(config.thresholds);
-  // Keep every threshold bound in view, so the bands show even when the values stay well inside them.
+  // The value axis follows the data; only a chart without data spans the thresholds' bounds instead.
   const bounds = config.thresholds
     .flatMap((t) => [t.critical_low, t.warning_low, t.warning_high, t.critical_high])
     .filter((v) => v !== null);
-  const margin = bounds.length ? (Math.max(...bounds) - Math.min(...bounds)) * 0.05 || 1 : 0;
+  // What the legend shows besides the datasets (the bands, the alert episodes), and the buckets' interval.
+  let legendExtras = [];
+  let shownInterval = "raw";
+  const legendDefaults = window.Chart.defaults.plugins.legend;
   const chart = new window.Chart(canvas, {
     type: "line",
     data: { datasets: [] },
@@ -44,24 +48,24 @@
       interaction: { mode: "nearest", axis: "x", intersect: false },
       scales: {
         x: timeScale(Date.now() - RANGES[range], Date.now()),
-        y: {
-          grace: "5%",
-          suggestedMin: bounds.length ? Math.min(...bounds) - margin : undefined,
-          suggestedMax: bounds.length ? Math.max(...bounds) + margin : undefined,
-          title: { display: Boolean(unit), text: unit },
-        },
+        y: { title: { display: Boolean(unit), text: unit } },
       },
       plugins: {
         decimation: { enabled: true, algorithm: "lttb", samples: 1500, threshold: 3000 },
         dashboardShading: { ...thresholds, spans: [] },
         legend: {
-          // The min and max datasets draw one band: a single legend entry for both.
           labels: {
+            // The min and max datasets draw one band: a single legend entry for both.
             filter: (item) => item.text !== "min",
-            generateLabels: (chartOf) =>
-              window.Chart.defaults.plugins.legend.labels
-                .generateLabels(chartOf)
-                .map((item) => (item.text === "max" ? { ...item, text: "min–max" } : item)),
+            generateLabels: (chartOf) => {
+              const bucketTexts = { max: `min–max per ${shownInterval}`, average: `average per ${shownInterval}` };
+              const datasets = legendDefaults.labels.generateLabels(chartOf);
+              return [...datasets.map((item) => ({ ...item, text: bucketTexts[item.text] || item.text })), ...legendExtras];
+            },
+          },
+          // Entries of datasets hide and show them; the others only explain.
+          onClick(event, item, legend) {
+            if (item.datasetIndex !== undefined) legendDefaults.onClick.call(this, event, item, legend);
           },
         },
         tooltip: {
@@ -96,7 +100,7 @@
       points: points.length,
       datasets: [
         {
-          label: "value",
+          label: "readings",
           data: points,
           borderColor: COLORS.line,
           backgroundColor: COLORS.line,
@@ -149,6 +153,23 @@
     return [...byId.values()].sort((a, b) => Date.parse(a.breach_started_at) - Date.parse(b.breach_started_at));
   }
 
+  // Legend entries for the episodes shaded, by the colour they are shaded in: "1 critical alert episode".
+  function episodeLegend(alerts) {
+    const critical = alerts.filter((alert) => alert.max_severity === "critical").length;
+    return [
+      [critical, "critical", COLORS.episodeCritical],
+      [alerts.length - critical, "warning", COLORS.episodeWarning],
+    ]
+      .filter(([count]) => count > 0)
+      .map(([count, severity, color]) => ({
+        text: `${count} ${severity} alert episode${count === 1 ? "" : "s"}`,
+        fillStyle: color,
+        strokeStyle: color,
+        lineWidth: 0,
+        hidden: false,
+      }));
+  }
+
   function showEpisodes(alerts, end) {
     chart.options.plugins.dashboardShading.spans = alerts.map((alert) => ({
       from: Date.parse(alert.breach_started_at || alert.opened_at),
@@ -198,6 +219,11 @@
       if (!isCurrent()) return;
       chart.data.datasets = series.datasets;
       chart.options.scales.x = timeScale(startMs, endMs);
+      const axis = valueAxis(series.datasets, bounds);
+      Object.assign(chart.options.scales.y, axis);
+      shownInterval = interval;
+      const bandItems = thresholdLegend(config.thresholds, axis, (value) => formatValue(value, unit));
+      legendExtras = [...bandItems, ...episodeLegend(alerts)];
       showEpisodes(alerts, endMs);
       chart.update();
       updateExportLinks(start, end, interval);
