@@ -29,7 +29,7 @@ from django_celery_beat.models import (
 
 from apps.accounts.group_permissions import sync_role_permissions
 from apps.accounts.roles import Role
-from apps.aggregates.models import ExportJob, RollupState
+from apps.aggregates.models import ExportJob, RollupOverflow, RollupState
 from apps.alerts.models import MaintenanceWindow
 from apps.anomaly.detectors import new_states
 from apps.anomaly.models import AnomalyRule
@@ -48,6 +48,7 @@ OPERATORS = frozenset({"operator", "admin", "superuser"})
 BEAT = "django_celery_beat"
 ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("aggregates.ExportJob", "delete_selected"): ADMINS,
+    ("aggregates.RollupOverflow", "delete_selected"): ADMINS,
     ("aggregates.RollupState", "delete_selected"): NOBODY,  # written only by the tasks
     ("alerts.Alert", "delete_selected"): ADMINS,
     ("alerts.Alert", "acknowledge"): OPERATORS,
@@ -126,6 +127,9 @@ def _periodic_task(world: World) -> None:
 
 ROW_BUILDERS = {
     "aggregates.ExportJob": lambda world: ExportJob.objects.create(kind="readings", format="csv"),
+    "aggregates.RollupOverflow": lambda world: RollupOverflow.objects.create(
+        sensor=world.sensors["env-001/temperature"], granularity="hour", bucket=timezone.now()
+    ),
     "aggregates.RollupState": lambda world: RollupState.objects.get_or_create(pk=RollupState.SINGLETON),
     "anomaly.AnomalyRule": lambda world: AnomalyRule.objects.create(
         sensor_type=world.sensor_types["temperature"], enabled=True
