@@ -6,6 +6,9 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("DEBUG", "false")
 # A Redis database of its own, so a running development system and the tests never share queues or cache.
 os.environ.setdefault("REDIS_URL", "redis://localhost:6379/15")
+# No broker account syncs from the test process unless a test asks (tests/mqtt/broker.py); a development .env
+# would otherwise turn them on for every device a test creates.
+os.environ.setdefault("MQTT_ADMIN_USERNAME", "")
 
 # Every process of a test run (pytest and the worker it starts, which inherits this environment) counts
 # metrics into one fresh directory, so /metrics sees the worker's counts too.

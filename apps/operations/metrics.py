@@ -8,7 +8,7 @@ the deployment starts.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 READINGS_RECEIVED = Counter(
     "telemetry_readings_received_total", "Readings accepted by the API or the MQTT bridge, before storage", ["source"]
@@ -36,3 +36,30 @@ TASK_SECONDS = Histogram(
 DEAD_LETTERS = Counter("telemetry_dead_letters_total", "Dead letters recorded, by source", ["source"])
 MQTT_MESSAGES = Counter("telemetry_mqtt_messages_total", "MQTT messages handled by the bridge", ["topic", "outcome"])
 MQTT_RECONNECTS = Counter("telemetry_mqtt_reconnects_total", "Times the MQTT bridge reconnected to the broker")
+MQTT_DEAD_LETTERS_SUPPRESSED = Counter(
+    "telemetry_mqtt_dead_letters_suppressed_total",
+    "MQTT messages refused without a dead letter, past the dead-letter rate limits",
+    ["reason"],
+)
+# The broker's own statistics ($SYS), as the bridge last read them. They count since the broker started, so a
+# broker restart takes them back to 0; "mostrecent" reports the last value any bridge process wrote.
+MQTT_BROKER_DROPPED = Gauge(
+    "telemetry_mqtt_broker_dropped_messages",
+    "Messages the MQTT broker dropped since it started, for a full client queue ($SYS/broker/publish/messages/dropped)",
+    multiprocess_mode="mostrecent",
+)
+MQTT_BROKER_STORED_MESSAGES = Gauge(
+    "telemetry_mqtt_broker_stored_messages",
+    "Messages the MQTT broker holds: queued for clients and retained ($SYS/broker/store/messages/count)",
+    multiprocess_mode="mostrecent",
+)
+MQTT_BROKER_STORED_BYTES = Gauge(
+    "telemetry_mqtt_broker_stored_bytes",
+    "Payload bytes of the messages the MQTT broker holds ($SYS/broker/store/messages/bytes)",
+    multiprocess_mode="mostrecent",
+)
+MQTT_BROKER_CLIENTS = Gauge(
+    "telemetry_mqtt_broker_clients_connected",
+    "Clients connected to the MQTT broker ($SYS/broker/clients/connected)",
+    multiprocess_mode="mostrecent",
+)
