@@ -213,6 +213,7 @@ class DeviceClient:
     commands: list[dict] = field(default_factory=list)
     received: threading.Event = field(default_factory=threading.Event)
     acks: dict[int, ReasonCode] = field(default_factory=dict)
+    dropped: threading.Event = field(default_factory=threading.Event)  # the broker closed the connection
 
     def __post_init__(self) -> None:
         base = self.config or broker_config()
@@ -220,6 +221,7 @@ class DeviceClient:
         self.config = replace(base, username=username, password=mqtt_password(self.secret))
         self.client = new_client(client_id=unique_client_id(f"device-{self.device_id}"), config=self.config)
         self.client.on_message = self._on_message
+        self.client.on_disconnect = lambda *args: self.dropped.set()
         self.client.on_publish = lambda client, userdata, mid, reason_code, properties: self.acks.update(
             {mid: reason_code}
         )
