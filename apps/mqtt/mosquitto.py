@@ -40,11 +40,12 @@ def plugin_path() -> str:
 
 
 def render_config(
-    *, directory: Path, port: int, bind_address: str = "127.0.0.1", overrides: dict[str, str] | None = None
+    *, directory: Path, port: int, bind_address: str = "127.0.0.1", overrides: dict[str, str | None] | None = None
 ) -> Path:
     """Write `directory`/mosquitto.conf: the project's configuration with this port, persistence and accounts
     in `directory`, and (run as any user, root included) no switch to a `mosquitto` user that could not
-    write there. `overrides` replace further directives (tests use it for small queues)."""
+    write there. `overrides` replace further directives, or drop them when None (tests use it for small
+    queues, or a plain broker)."""
     directory.mkdir(parents=True, exist_ok=True)
     replacements = {
         "listener": f"{port} {bind_address}",
@@ -58,9 +59,12 @@ def render_config(
     for line in CONFIG_TEMPLATE.read_text().splitlines():
         directive = line.split(" ", 1)[0]
         if directive in replacements:
-            line = f"{directive} {replacements.pop(directive)}"
+            value = replacements.pop(directive)
+            if value is None:
+                continue
+            line = f"{directive} {value}"
         lines.append(line)
-    lines.extend(f"{directive} {value}" for directive, value in replacements.items())
+    lines.extend(f"{directive} {value}" for directive, value in replacements.items() if value is not None)
     path = directory / "mosquitto.conf"
     path.write_text("\n".join(lines) + "\n")
     return path
