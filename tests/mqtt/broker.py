@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import redis
 from django.conf import settings
+from django.test import override_settings
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -83,6 +84,10 @@ class ProjectBroker:
     def admin(self) -> Dynsec:
         return Dynsec(self.config(self.admin_username, self.admin_password))
 
+    def backend_config(self) -> BrokerConfig:
+        """The bridge's view of this broker: its backend account."""
+        return self.config(self.backend_username, self.backend_password)
+
     def start(self, *, fresh_accounts: bool = True, timeout: float = 20.0) -> ProjectBroker:
         config = mosquitto.render_config(directory=self.directory, port=self.port, overrides=self.overrides)
         if fresh_accounts:
@@ -128,9 +133,11 @@ class ProjectBroker:
         )
 
     def reconcile(self) -> dict[str, int]:
-        """The backend's reconciliation, as its beat task runs it: accounts in line with the database."""
-        with self.admin() as dynsec:
-            return broker_accounts_reconcile(dynsec=dynsec)
+        """The backend's reconciliation, as its beat task runs it: accounts in line with the database (and
+        this broker's own backend account)."""
+        with override_settings(MQTT_USERNAME=self.backend_username, MQTT_PASSWORD=self.backend_password):
+            with self.admin() as dynsec:
+                return broker_accounts_reconcile(dynsec=dynsec)
 
 
 @contextmanager
