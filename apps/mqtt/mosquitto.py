@@ -55,16 +55,21 @@ def render_config(
         "user": getpass.getuser(),
         **(overrides or {}),
     }
-    lines = []
+    lines, replaced = [], set()
     for line in CONFIG_TEMPLATE.read_text().splitlines():
         directive = line.split(" ", 1)[0]
         if directive in replacements:
-            value = replacements.pop(directive)
-            if value is None:
+            # The first line of a directive takes the new value; further ones (log_type ...) go.
+            if directive in replaced or replacements[directive] is None:
                 continue
-            line = f"{directive} {value}"
+            replaced.add(directive)
+            line = f"{directive} {replacements[directive]}"
         lines.append(line)
-    lines.extend(f"{directive} {value}" for directive, value in replacements.items() if value is not None)
+    lines.extend(
+        f"{directive} {value}"
+        for directive, value in replacements.items()
+        if directive not in replaced and value is not None
+    )
     path = directory / "mosquitto.conf"
     path.write_text("\n".join(lines) + "\n")
     return path
