@@ -360,17 +360,31 @@ class MqttTransport:
         }
         self.publish(device, topics.OTA_STATUS, report)
 
-    def stop(self, device: SimulatedDevice) -> None:
-        if device.client is None:
-            return
-        goodbye = {"device_id": device.device_id, "msg_type": "status", "status": "offline"}
-        info = device.client.publish(self.topic(device, topics.STATUS), device.signed(topics.STATUS, goodbye), qos=1)
-        try:
-            info.wait_for_publish(2)
-        except (RuntimeError, ValueError):
-            pass
-        device.client.disconnect()
-        device.client.loop_stop()
+    def stop_all(self, devices: list[SimulatedDevice], *, timeout_s: float = 2.0) -> None:
+        """Say goodbye (status offline) from every device, wait for the broker to take them for at most
+        `timeout_s` in all (it may be stopping too), and disconnect."""
+        sent = []
+        for device in devices:
+            if device.client is not None and device.client.is_connected():
+                goodbye = {"device_id": device.device_id, "msg_type": "status", "status": "offline"}
+                sent.append(
+                    device.client.publish(
+                        self.topic(device, topics.STATUS), device.signed(topics.STATUS, goodbye), qos=1
+                    )
+                )
+        deadline = time.monotonic() + timeout_s
+        for info in sent:
+            try:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):
+                pass
+        clients = [device.client for device in devices if device.client is not None]
+        # Every network thread told first, then joined: one that waits to reconnect (the broker went away)
+        # wakes within a second to see it, and they all do at once.
+        for client in clients:
+            client.disconnect()
+        for client in clients:
+            client.loop_stop()
 
 
 class HttpTransport:
@@ -425,10 +439,7 @@ class HttpTransport:
     def reconnect(self, device: SimulatedDevice) -> None:
         self.heartbeat(device)
 
-    def stop(self, device: SimulatedDevice) -> None:
-        pass
-
-    def close(self) -> None:
+    def stop_all(self, devices: list[SimulatedDevice]) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)
 
 
@@ -476,10 +487,7 @@ class Simulation:
                     last_report = now
                 self._stop.wait(0.02)
         finally:
-            for device in self.devices:
-                self.transport.stop(device)
-            if isinstance(self.transport, HttpTransport):
-                self.transport.close()
+            self.transport.stop_all(self.devices)
         return self.stats
 
     def _tick(self, device: SimulatedDevice, now: float) -> None:
