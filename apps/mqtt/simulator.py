@@ -8,9 +8,10 @@ Each device sends one datagram (seed 003's v2 format) every 1/rate seconds with 
 - dropouts: a datagram lost now and then (its seq is skipped, so the backend counts a gap), and rarely a
   silence of minutes, over MQTT half the time a lost connection (the broker then publishes the last will).
 
-Over MQTT every device has its own connection and persistent session, announces itself (hello, status
-online, with a signed "offline" last will) and answers commands on its command topic: ping, set_interval,
-reboot, ota_update (reporting progress on ota/status); anything else is rejected. Over HTTP devices post to
+Over MQTT every device logs in with its own account, has its own connection and persistent session, signs v3
+messages, announces itself (hello, status online announcing the signed "offline" last will it made for this
+connection) and answers commands on its command topic: ping, set_interval, reboot, ota_update (reporting
+progress on ota/status); anything else is rejected. Over HTTP devices post to
 /api/v1/ingest/ with their key and send a heartbeat at start (commands need MQTT).
 """
 
