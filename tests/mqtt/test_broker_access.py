@@ -74,7 +74,7 @@ def test_a_device_created_over_the_api_logs_in_at_once(celery_worker, broker_acc
 
 @pytest.mark.worker
 def test_a_rotated_key_locks_the_old_password_out_and_drops_its_connection(
-    world, celery_worker, broker_accounts, device_mqtt, admin_api, wait_for
+    world, celery_worker, broker_accounts, device_mqtt, admin_api
 ):
     device = world.devices["env-001"]
     old_key = world.device_keys["env-001"]
