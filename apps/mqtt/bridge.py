@@ -38,8 +38,9 @@ from paho.mqtt.properties import Properties
 from apps.mqtt import broker_stats, services, topics
 from apps.mqtt.config import BrokerConfig, accepts_anonymous, broker_config, new_client
 from apps.mqtt.envelope import nonces_purge
+from apps.mqtt.messages import Inbound, MessageRejected, Reason, Repeated
 from apps.mqtt.rejects import UNKNOWN_DEVICE_KEY, DeadLetterBudget, dead_letter_record
-from apps.mqtt.services import Checked, DeviceDirectory, Inbound, MessageRejected, Reason, Repeated
+from apps.mqtt.services import Checked, DeviceDirectory
 from apps.operations import metrics
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from django.conf import settings
 from apps.deadletters.models import DeadLetter
 from apps.deadletters.services import deadletter_record
 from apps.mqtt import topics
-from apps.mqtt.services import Inbound, Reason
+from apps.mqtt.messages import Inbound, Reason
 from apps.operations import metrics
 
 JUNK_REASONS = frozenset(

@@ -13,16 +13,9 @@ from django.utils import timezone
 
 from apps.deadletters.models import DeadLetter
 from apps.mqtt import topics
+from apps.mqtt.messages import MessageRejected, Repeated
 from apps.mqtt.rejects import dead_letter_message
-from apps.mqtt.services import (
-    DeviceDirectory,
-    MessageRejected,
-    Repeated,
-    message_check,
-    request_connectivity_check,
-    state_apply,
-    telemetry_store,
-)
+from apps.mqtt.services import DeviceDirectory, message_check, request_connectivity_check, state_apply, telemetry_store
 
 logger = logging.getLogger(__name__)
 

@@ -5,14 +5,13 @@ a dead letter (replay.py) goes through them the same way.
 1. message_check: the topic, JSON, the device and its signature (with the v3 envelope: fresh, nonce) are
    checked; what cannot be used raises MessageRejected, which the bridge keeps as a dead letter.
 2. Telemetry is normalised per message (telemetry_normalize) and stored per micro-batch (telemetry_store);
-   any other kind is applied at once (state_apply). Either way a v3 message's nonce is claimed in the same
+   any other kind is applied at once (state_apply, with its handler in handlers.py). Either way a v3 message's nonce is claimed in the same
    transaction as its effect: a nonce already used raises (or returns) it as a repeat, and nothing is applied.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,58 +20,18 @@ from celery import current_app
 from django.conf import settings
 from django.db import transaction
 
-from apps.commands.services import ack_parse, command_record_ack, commands_dispatch_pending
 from apps.core.errors import ApplicationError
 from apps.devices.models import Device
-from apps.devices.services import device_mark_offline, device_record_heartbeat, device_record_ota_status
 from apps.ingest.models import IngestBatch
 from apps.ingest.payload import NormalizedBatch
 from apps.ingest.services import batch_create, normalize_request, request_items
 from apps.mqtt import signing, topics
-from apps.mqtt.envelope import NONCE_PATTERN, Envelope, EnvelopeError, envelope_read, nonces_claim
+from apps.mqtt.envelope import Envelope, EnvelopeError, envelope_read, nonces_claim
+from apps.mqtt.handlers import HANDLERS
+from apps.mqtt.messages import Inbound, MessageRejected, Reason, Repeated
 from apps.mqtt.models import AnnouncedWill
 
 CHECK_CONNECTIVITY_TASK = "devices.check_connectivity"
-
-
-class Reason:
-    INVALID_JSON = "invalid_json"
-    UNKNOWN_DEVICE = "unknown_device"
-    DEVICE_INACTIVE = "device_inactive"
-    BAD_SIGNATURE = "bad_signature"
-    INVALID_MESSAGE = "invalid_message"
-    STALE = "stale"
-    REPLAYED = "replayed"
-    UNKNOWN_COMMAND = "unknown_command"
-    ERROR = "error"
-
-
-class MessageRejected(Exception):
-    def __init__(self, reason: str, detail: str, *, errors: dict | None = None) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-        self.errors = errors or {}
-
-
-class Repeated(Exception):
-    """The message's nonce was used already: a replay, or a redelivery of a message whose effect is
-    committed. Nothing was applied."""
-
-
-@dataclass
-class Inbound:
-    """One message as the bridge received it."""
-
-    topic: str
-    device_id: str
-    kind: str
-    payload: bytes
-    received_at: datetime
-    mid: int = 0
-    qos: int = 0
-    generation: int = 0
-    dup: bool = False  # the broker sends it again (to this bridge's session): it may have been applied
 
 
 @dataclass
@@ -280,107 +239,6 @@ def state_apply(checked: Checked):
         if claim is not None and not nonces_claim([claim]):
             raise Repeated()
         return HANDLERS[checked.message.kind](checked.device, checked.body, at=checked.message.received_at)
-
-
-def _check_device_field(device: Device, body: dict) -> None:
-    claimed = body.get("device_id")
-    if claimed is not None and claimed != device.device_id:
-        raise MessageRejected(
-            Reason.INVALID_MESSAGE,
-            "device_id differs from the topic's device.",
-            errors={"device_id": [f"Must be {device.device_id}, the device of the topic."]},
-        )
-
-
-def _object(body: dict | list) -> dict:
-    if not isinstance(body, dict):
-        raise MessageRejected(Reason.INVALID_MESSAGE, "Expected a JSON object.")
-    return body
-
-
-def hello_record(device: Device, body: dict | list, *, at: datetime) -> None:
-    """{"fw_version": ...}: the device is there; it gets the commands that waited for it."""
-    body = _object(body)
-    _check_device_field(device, body)
-    fw_version = body.get("fw_version")
-    if fw_version is not None and (not isinstance(fw_version, str) or len(fw_version) > 64 or "\x00" in fw_version):
-        raise MessageRejected(
-            Reason.INVALID_MESSAGE, "Invalid fw_version.", errors={"fw_version": ["At most 64 characters."]}
-        )
-    device_record_heartbeat(device=device, fw_version=fw_version or None, seen_at=at)
-    commands_dispatch_pending(device=device)
-
-
-def status_record(device: Device, body: dict | list, *, at: datetime) -> str:
-    """{"status": "online" | "offline"}, also fit for the device's last will: the connection status changes
-    at once. Returns the status."""
-    body = _object(body)
-    _check_device_field(device, body)
-    status = body.get("status")
-    if status not in (Device.ConnectionStatus.ONLINE, Device.ConnectionStatus.OFFLINE):
-        raise MessageRejected(
-            Reason.INVALID_MESSAGE, "Invalid status.", errors={"status": ["Must be 'online' or 'offline'."]}
-        )
-    will_nonce = body.get("will_nonce")
-    if will_nonce is not None and not (isinstance(will_nonce, str) and NONCE_PATTERN.match(will_nonce)):
-        raise MessageRejected(
-            Reason.INVALID_MESSAGE,
-            "Invalid will_nonce.",
-            errors={"will_nonce": ["The nonce of this connection's will."]},
-        )
-    if status == Device.ConnectionStatus.ONLINE:
-        fw_version = body.get("fw_version")
-        device_record_heartbeat(
-            device=device, fw_version=fw_version if isinstance(fw_version, str) else None, seen_at=at
-        )
-        if will_nonce is not None:
-            AnnouncedWill.objects.update_or_create(device=device, defaults={"nonce": will_nonce, "announced_at": at})
-        commands_dispatch_pending(device=device)
-    else:
-        device_mark_offline(device=device, at=at)
-        # A will counts once: sent again later, it is stale like any other old message.
-        AnnouncedWill.objects.filter(device=device, nonce=str(body.get("nonce"))).delete()
-    return status
-
-
-def command_ack_record(device: Device, body: dict | list, *, at: datetime) -> bool:
-    """{"cmd_id", "status": "accepted" | "rejected" | "completed", "detail", "result"}. Returns whether the
-    command changed; an answer the command is past (late, repeated, or contradicting a final one) is
-    counted by the bridge, not kept as a dead letter."""
-    body = _object(body)
-    _check_device_field(device, body)
-    try:
-        command_id = str(uuid.UUID(str(body.get("cmd_id"))))
-    except ValueError:
-        raise MessageRejected(
-            Reason.INVALID_MESSAGE, "Invalid cmd_id.", errors={"cmd_id": ["Must be the UUID of a command."]}
-        ) from None
-    try:
-        _, changed = command_record_ack(command_id=command_id, ack=ack_parse(body), source="mqtt", device=device, at=at)
-    except ApplicationError as exc:
-        if exc.status_code == 409:
-            return False
-        if exc.status_code in (403, 404):
-            raise MessageRejected(Reason.UNKNOWN_COMMAND, f"No command {command_id} of this device.") from None
-        raise MessageRejected(Reason.INVALID_MESSAGE, exc.message, errors=exc.errors) from None
-    return changed
-
-
-def ota_status_record(device: Device, body: dict | list, *, at: datetime) -> None:
-    body = _object(body)
-    _check_device_field(device, body)
-    try:
-        device_record_ota_status(device=device, report=body, at=at)
-    except ApplicationError as exc:
-        raise MessageRejected(Reason.INVALID_MESSAGE, exc.message, errors=exc.errors) from None
-
-
-HANDLERS = {
-    topics.HELLO: hello_record,
-    topics.STATUS: status_record,
-    topics.COMMAND_ACK: command_ack_record,
-    topics.OTA_STATUS: ota_status_record,
-}
 
 
 def request_connectivity_check() -> None:

@@ -17,7 +17,7 @@ from apps.devices.services import device_mark_offline
 from apps.ingest.models import IngestBatch, Reading
 from apps.mqtt import topics
 from apps.mqtt.bridge import Bridge
-from apps.mqtt.services import Inbound
+from apps.mqtt.messages import Inbound
 from apps.mqtt.signing import iso, sign, signed_json
 from tests.mqtt.broker import DeviceClient, bridge_settings, datagram
 
