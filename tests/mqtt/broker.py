@@ -162,6 +162,22 @@ def broker_accounts(mqtt_broker, settings):
     return mqtt_broker
 
 
+_ROOT_MARKER = "TELEMETRY_TEST_MQTT_ROOT"
+
+
+def use_private_topic_root() -> str:
+    """Point this process and its future subprocesses at a topic root of this test run; idempotent. The
+    session's broker is the run's own already; this keeps topics apart on a broker shared with other runs.
+    Call it at import time, before the broker's accounts (whose ACLs name the root) are provisioned."""
+    root = os.environ.get(_ROOT_MARKER)
+    if root is None:
+        root = f"test-{secrets.token_hex(5)}"
+        os.environ[_ROOT_MARKER] = root
+    os.environ["MQTT_TOPIC_ROOT"] = root
+    settings.MQTT_TOPIC_ROOT = root
+    return root
+
+
 def unique_client_id(purpose: str) -> str:
     return f"test-{purpose}-{secrets.token_hex(3)}"
 
