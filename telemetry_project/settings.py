@@ -265,6 +265,7 @@ CELERY_TASK_ROUTES = {
     "aggregates.run_export": {"queue": "exports"},
     "aggregates.*": {"queue": "default"},
     "devices.*": {"queue": "default"},
+    "mqtt.*": {"queue": "default"},
     "housekeeping.*": {"queue": "default"},
 }
 CELERY_TASK_ACKS_LATE = True
@@ -505,8 +506,17 @@ CELERY_BEAT_SCHEDULE["aggregates-sweep-exports"] = {"task": "aggregates.sweep_ex
 # --- MQTT and device commands (apps.mqtt, apps.commands) -------------------------------------------------------
 # The broker: mqtt://host:1883, or mqtts://host:8883 for TLS; credentials may be in the URL or set apart below.
 MQTT_BROKER_URL = env_str("MQTT_BROKER_URL", "mqtt://localhost:1883")
+# The backend's own account (the bridge, and web and workers publishing commands).
 MQTT_USERNAME = env_str("MQTT_USERNAME", "")
 MQTT_PASSWORD = env_str("MQTT_PASSWORD", "")
+# The broker's dynamic-security admin: when set, the backend keeps the broker's accounts (its own and one per
+# device) in step with the devices, at once on a change and every MQTT_ACCOUNTS_SYNC_INTERVAL_S. Empty: the
+# broker authenticates devices some other way, or not at all.
+MQTT_ADMIN_USERNAME = env_str("MQTT_ADMIN_USERNAME", "")
+MQTT_ADMIN_PASSWORD = env_str("MQTT_ADMIN_PASSWORD", "")
+MQTT_ACCOUNTS_SYNC_INTERVAL_S = env_int("MQTT_ACCOUNTS_SYNC_INTERVAL_S", 60, minimum=5)
+# The dynamic-security plugin for the broker `make run` starts (empty: where the Mosquitto package put it).
+MQTT_DYNSEC_PLUGIN = env_str("MQTT_DYNSEC_PLUGIN", "")
 # TLS (mqtts://): a CA bundle (empty: the system's), and a client certificate and key if the broker wants one.
 MQTT_TLS_CA_FILE = env_str("MQTT_TLS_CA_FILE", "")
 MQTT_TLS_CERT_FILE = env_str("MQTT_TLS_CERT_FILE", "")
@@ -529,7 +539,30 @@ MQTT_RECONNECT_MAX_DELAY_S = env_int("MQTT_RECONNECT_MAX_DELAY_S", 60, minimum=1
 # How devices prove who they are (docs/devices.md): "signature" (an HMAC field checked by the bridge) or
 # "broker" (the broker authenticates devices and restricts each to its own topics; the bridge trusts topics).
 MQTT_DEVICE_AUTH = env_choice("MQTT_DEVICE_AUTH", "signature", {"signature", "broker"})
+# With "broker", the bridge refuses to start against a broker that lets anonymous clients in, unless this says
+# it is on purpose (a plain broker for an experiment); it then warns at start and in /health/ready.
+MQTT_INSECURE_BROKER = env_bool("MQTT_INSECURE_BROKER", False)
+# Signed messages (v3): accepted when their ts is within this many seconds of their arrival, and only once per
+# nonce; telemetry older than that is stored as old news (it does not count as a sign of life).
+MQTT_REPLAY_WINDOW_S = env_int("MQTT_REPLAY_WINDOW_S", 900, minimum=10)
+# Accept v2 signatures (no ts, nonce or topic kind signed: replayable) while a fleet moves to v3.
+MQTT_ACCEPT_V2_SIGNATURES = env_bool("MQTT_ACCEPT_V2_SIGNATURES", False)
+# Several bridges share the device topics through MQTT 5 shared subscriptions ($share/<group>/...) when this
+# names the group; each bridge still needs its own MQTT_CLIENT_ID. Empty: one bridge takes everything.
+MQTT_SHARED_GROUP = env_str("MQTT_SHARED_GROUP", "")
+# Dead letters of messages the bridge cannot use: at most this many per device and reason, and this many in
+# all, per minute (the rest are counted, not kept); a message is kept whole up to MQTT_DEAD_LETTER_MAX_BYTES
+# (replayable), junk (invalid JSON or structure, bad signatures, replays) only its first KiB.
+MQTT_DEAD_LETTERS_PER_DEVICE_PER_MINUTE = env_int("MQTT_DEAD_LETTERS_PER_DEVICE_PER_MINUTE", 10, minimum=1)
+MQTT_DEAD_LETTERS_PER_MINUTE = env_int("MQTT_DEAD_LETTERS_PER_MINUTE", 300, minimum=1)
+MQTT_DEAD_LETTER_MAX_BYTES = env_int("MQTT_DEAD_LETTER_MAX_BYTES", 65536, minimum=1024)
 MQTT_PUBLISH_TIMEOUT_S = env_float("MQTT_PUBLISH_TIMEOUT_S", 5.0, minimum=0.1)
+if MQTT_ADMIN_USERNAME:
+    CELERY_BEAT_SCHEDULE["mqtt-reconcile-broker-accounts"] = {
+        "task": "mqtt.reconcile_broker_accounts",
+        "schedule": float(MQTT_ACCOUNTS_SYNC_INTERVAL_S),
+        "options": {"expires": float(MQTT_ACCOUNTS_SYNC_INTERVAL_S)},
+    }
 # Commands: how long one waits for its device when the request names no ttl_s, and the longest allowed.
 COMMAND_DEFAULT_TTL_S = env_int("COMMAND_DEFAULT_TTL_S", 3600, minimum=1)
 COMMAND_MAX_TTL_S = env_int("COMMAND_MAX_TTL_S", 7 * 86_400, minimum=1)

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from apps.accounts.roles import Role
 from tests import factories
 from tests.factories import World
+from tests.mqtt.broker import ProjectBroker, session_broker
 from tests.worker import CeleryWorker, database_url
 from tests.worker import wait_for as _wait_for
 
@@ -71,9 +72,17 @@ def api_as(request):
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory) -> CeleryWorker:
+def mqtt_broker(django_db_setup, django_db_blocker, tmp_path_factory) -> ProjectBroker:
+    """The session's MQTT broker, with the project's configuration (tests/mqtt/broker.py)."""
+    with session_broker(django_db_blocker, tmp_path_factory.mktemp("mosquitto")) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory, mqtt_broker) -> CeleryWorker:
     """One real worker for the session, consuming ingest, alerts and default from the test Redis database and
-    connected to the test database. Its output is in `log_path`. Tests use `celery_worker`."""
+    connected to the test database and the session's MQTT broker. Its output is in `log_path`. Tests use
+    `celery_worker`."""
     with django_db_blocker.unblock():
         url = database_url(connection.settings_dict)
     log_path = tmp_path_factory.mktemp("celery-worker") / "worker.log"

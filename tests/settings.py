@@ -13,6 +13,9 @@ os.environ.setdefault("LOGIN_FAILURE_LIMIT", "1000")
 # The tests' webhook receivers listen on this machine (the worker they start inherits this too). The tests of
 # the address rules themselves run with the production default, none (tests/notifications/test_egress.py).
 os.environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+# No broker account syncs from the test process unless a test asks (tests/mqtt/broker.py); a development .env
+# would otherwise turn them on for every device a test creates.
+os.environ.setdefault("MQTT_ADMIN_USERNAME", "")
 
 # Every process of a test run (pytest and the worker it starts, which inherits this environment) counts
 # metrics into one fresh directory, so /metrics sees the worker's counts too.

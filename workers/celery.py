@@ -14,4 +14,5 @@ app.conf.include = [
     "workers.tasks.alerts",
     "workers.tasks.aggregates",
     "workers.tasks.devices",
+    "workers.tasks.mqtt",
 ]

@@ -44,6 +44,15 @@ def _check_workers() -> str:
     return f"{next(iter(replies[0]))} answered"
 
 
+def _warnings() -> list[str]:
+    """Settings that work but leave something open on purpose: said, not failed."""
+    if settings.MQTT_DEVICE_AUTH == "broker" and settings.MQTT_INSECURE_BROKER:
+        return [
+            "MQTT_INSECURE_BROKER=true: the bridge trusts topics without checking that the broker refuses anonymous clients"
+        ]
+    return []
+
+
 @require_GET
 def readiness(request: HttpRequest) -> JsonResponse:
     checks: dict[str, dict] = {}
@@ -66,4 +75,7 @@ def readiness(request: HttpRequest) -> JsonResponse:
             result.pop("error", None)
             result.pop("detail", None)
     body = {"status": "ok" if not failed else "unavailable", "failed": failed, "checks": checks}
+    warnings = _warnings()
+    if warnings:
+        body["warnings"] = warnings
     return JsonResponse(body, status=503 if failed else 200)

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from apps.deadletters.models import DeadLetter
-from apps.deadletters.services import deadletter_replay
+from apps.deadletters.services import REPLAYABLE_SOURCES, deadletter_replay
 
 
 @admin.register(DeadLetter)
@@ -20,14 +20,14 @@ class DeadLetterAdmin(admin.ModelAdmin):
     # Replaying re-runs work with its original arguments; only admins hold the change permission here.
     @admin.action(description="Replay the selected dead letters", permissions=["change"])
     def replay(self, request, queryset):
-        replayable = queryset.filter(source="task")
+        replayable = queryset.filter(source__in=REPLAYABLE_SOURCES)
         for dead_letter in replayable:
             deadletter_replay(dead_letter=dead_letter)
-        self.message_user(request, f"Replayed {replayable.count()} task(s).", messages.SUCCESS)
+        self.message_user(request, f"Replayed {replayable.count()} dead letter(s).", messages.SUCCESS)
         skipped = queryset.count() - replayable.count()
         if skipped:
             self.message_user(
-                request, f"{skipped} non-task dead letter(s) cannot be replayed as tasks.", messages.WARNING
+                request, f"{skipped} dead letter(s) of other sources cannot be replayed.", messages.WARNING
             )
 
     def has_add_permission(self, request) -> bool:

@@ -1,4 +1,5 @@
-"""The MQTT bridge: device messages in, ingest batches and device state out, nothing lost on a crash.
+"""The MQTT bridge: device messages in, ingest batches and device state out, nothing lost on a crash, and no
+message costing another its place.
 
 How it stays lossless:
 - It keeps a persistent session (MQTT 5, clean start off, a session expiry): messages that arrive while it
@@ -6,8 +7,12 @@ How it stays lossless:
 - It acknowledges (PUBACK) a message only after what the message means is committed: telemetry once the
   ingest batch holding it is committed and queued (batch_create), other messages once their effect is.
   Acknowledgements go out in the order messages arrived, as MQTT asks.
-- Everything it writes is idempotent, so a message delivered again after a crash does no harm: datagrams
-  are deduplicated by (device, seq) and readings by (sensor, ts); status, hello and acks converge.
+- Everything it writes is idempotent, so a message delivered again after a crash does no harm: v3 messages
+  by their nonce, datagrams by (device, seq) and readings by (sensor, ts); status, hello and acks converge.
+
+How one message never costs another: each message is checked and normalised on its own as it arrives (a bad
+one becomes a dead letter at once), and a micro-batch that cannot be created is split in halves until only
+the message(s) at fault are left, which become dead letters; the rest are stored and acknowledged.
 
 Threads: paho's network loop runs in its own thread and only puts messages on a queue; all database work
 happens in the thread that called run(), which owns the database connection.
@@ -24,23 +29,25 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from apps.ingest.models import IngestBatch
-from apps.ingest.payload import NormalizedBatch
-from apps.ingest.services import batch_create
-from apps.mqtt import services, topics
-from apps.mqtt.config import BrokerConfig, broker_config, new_client
-from apps.mqtt.services import HANDLERS, DeviceDirectory, Inbound, MessageRejected, Reason
+from apps.mqtt import broker_stats, services, topics
+from apps.mqtt.config import BrokerConfig, accepts_anonymous, broker_config, new_client
+from apps.mqtt.envelope import nonces_purge
+from apps.mqtt.messages import Inbound, MessageRejected, Reason, Repeated
+from apps.mqtt.rejects import UNKNOWN_DEVICE_KEY, DeadLetterBudget, dead_letter_record
+from apps.mqtt.services import Checked, DeviceDirectory
 from apps.operations import metrics
 
 logger = logging.getLogger(__name__)
 
 # Errors that mean "the database is not there right now": wait and try the same work again.
 DATABASE_DOWN = (OperationalError, InterfaceError)
+HOUSEKEEPING_INTERVAL_S = 60.0
 
 
 @dataclass
@@ -53,26 +60,34 @@ class Pending:
     done: bool = False
 
 
+@dataclass
+class Entry:
+    """A telemetry message in a micro-batch."""
+
+    checked: Checked
+    pending: Pending
+    committed: bool = False  # its batch is committed, or it is a dead letter: done with
+
+
 class MicroBatch:
-    """Telemetry waiting to become one ingest batch, and the messages it came in."""
+    """Telemetry waiting to become ingest batches: one of the fresh messages, one of the old news."""
 
     def __init__(self) -> None:
-        self.normalized = NormalizedBatch()
         self.started = time.monotonic()
-        self.received_at = None
-        self.messages: list[Inbound] = []
-        self.pending: list[Pending] = []
+        self.entries: list[Entry] = []
+        self.readings = 0
 
-    def add(self, message: Inbound, readings: NormalizedBatch, pending: Pending) -> None:
-        self.normalized.extend(readings)
-        self.messages.append(message)
-        self.pending.append(pending)
-        # The batch's receive time is its newest message's: no reading in it is judged "from the future"
-        # against a time before it arrived.
-        self.received_at = max(self.received_at or message.received_at, message.received_at)
+    def add(self, checked: Checked, pending: Pending) -> None:
+        self.entries.append(Entry(checked, pending))
+        self.readings += len(checked.readings)
+
+    def groups(self) -> list[list[Entry]]:
+        fresh = [entry for entry in self.entries if not entry.checked.envelope.stale]
+        stale = [entry for entry in self.entries if entry.checked.envelope.stale]
+        return [group for group in (fresh, stale) if group]
 
     def __len__(self) -> int:
-        return len(self.normalized)
+        return self.readings
 
 
 @dataclass
@@ -83,6 +98,7 @@ class BridgeSettings:
     batch_max_wait_s: float
     session_expiry_s: int
     receive_maximum: int
+    shared_group: str = ""
     stats_interval_s: float = 60.0
 
     @classmethod
@@ -94,6 +110,7 @@ class BridgeSettings:
             "batch_max_wait_s": settings.MQTT_BATCH_MAX_WAIT_S,
             "session_expiry_s": settings.MQTT_SESSION_EXPIRY_S,
             "receive_maximum": min(settings.MQTT_RECEIVE_MAXIMUM, 65535),
+            "shared_group": settings.MQTT_SHARED_GROUP,
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
@@ -112,6 +129,8 @@ class Bridge:
         self._pending: deque[Pending] = deque()
         self._batch: MicroBatch | None = None
         self._directory = DeviceDirectory()
+        self._budget = DeadLetterBudget()
+        self._device_subscription = None  # the mid of the SUBSCRIBE for the device topics
         self._connectivity_check_due = False
         self._last_connectivity_check = 0.0
         self._client = self._make_client()
@@ -133,7 +152,10 @@ class Bridge:
             return
         self._generation += 1
         # Subscribing again is harmless when the broker kept the session, and needed when it did not.
-        client.subscribe([(topic, 1) for topic in topics.subscriptions(self.options.topic_root)])
+        filters = topics.subscriptions(self.options.topic_root, self.options.shared_group)
+        _, self._device_subscription = client.subscribe([(topic, 1) for topic in filters])
+        # The broker's statistics are QoS 0 and outside the session: nothing to acknowledge or keep.
+        client.subscribe([(topic, 0) for topic in broker_stats.TOPICS])
         logger.info(
             "mqtt bridge: connected to %s:%s as %s (session %s)",
             self.broker.host,
@@ -149,10 +171,15 @@ class Bridge:
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         refused = [code for code in reason_codes if code.is_failure]
+        if mid != self._device_subscription:
+            if refused:
+                logger.warning("mqtt bridge: the broker refused its statistics ($SYS): no broker metrics")
+            return
         if refused:
             logger.error("mqtt bridge: the broker refused subscriptions: %s", refused)
         else:
-            logger.info("mqtt bridge: subscribed to the device topics under %s/", self.options.topic_root)
+            group = f" (shared group {self.options.shared_group})" if self.options.shared_group else ""
+            logger.info("mqtt bridge: subscribed to the device topics under %s/%s", self.options.topic_root, group)
             self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -164,6 +191,9 @@ class Bridge:
 
     def _on_message(self, client, userdata, message) -> None:
         received_at = timezone.now()
+        if broker_stats.is_broker_topic(message.topic):
+            broker_stats.record(message.topic, message.payload)
+            return
         parsed = topics.parse(message.topic, self.options.topic_root)
         device_id, kind = parsed if parsed else ("", "")
         self._inbox.put(
@@ -176,6 +206,7 @@ class Bridge:
                 mid=message.mid,
                 qos=message.qos,
                 generation=self._generation,
+                dup=bool(message.dup),
             )
         )
 
@@ -187,6 +218,10 @@ class Bridge:
     def run(self) -> None:
         """Connect, then handle messages until stop(). On the way out the open micro-batch is committed and
         acknowledged, so a graceful stop leaves nothing for the broker to deliver again."""
+        if settings.MQTT_DEVICE_AUTH == "broker":
+            self._check_the_broker_authenticates()
+            if self._stop.is_set():
+                return
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.options.session_expiry_s
         properties.ReceiveMaximum = self.options.receive_maximum
@@ -198,7 +233,8 @@ class Bridge:
             properties=properties,
         )
         self._client.loop_start()
-        last_stats = last_housekeeping = time.monotonic()
+        last_stats = time.monotonic()
+        last_idle_housekeeping = last_housekeeping = 0.0
         try:
             while not self._stop.is_set():
                 message = self._next_message()
@@ -210,14 +246,46 @@ class Bridge:
                 now = time.monotonic()
                 if self._connectivity_check_due and now - self._last_connectivity_check >= 1.0:
                     self._request_connectivity_check()
-                if message is None and now - last_housekeeping >= 5:
+                if message is None and now - last_idle_housekeeping >= 5:
                     close_old_connections()
+                    last_idle_housekeeping = now
+                if now - last_housekeeping >= HOUSEKEEPING_INTERVAL_S:
+                    self._with_database(nonces_purge)
                     last_housekeeping = now
                 if now - last_stats >= self.options.stats_interval_s:
                     logger.info("mqtt bridge: %s", self.stats_line())
                     last_stats = now
         finally:
             self._shutdown()
+
+    def _check_the_broker_authenticates(self) -> None:
+        """With MQTT_DEVICE_AUTH=broker the bridge believes the topic about who sent a message: that only holds
+        if the broker lets no one in without logging in. Waits (with backoff) while the broker does not answer."""
+        delay = 1.0
+        while not self._stop.is_set():
+            anonymous = accepts_anonymous(self.broker)
+            if anonymous is not None:
+                break
+            logger.warning("mqtt bridge: the broker does not answer; checking it again in %.0f s", delay)
+            self._stop.wait(delay)
+            delay = min(delay * 2, 30.0)
+        else:
+            return
+        where = f"{self.broker.host}:{self.broker.port}"
+        if not anonymous:
+            logger.info("mqtt bridge: the broker at %s refuses anonymous clients", where)
+        elif settings.MQTT_INSECURE_BROKER:
+            logger.warning(
+                "mqtt bridge: MQTT_DEVICE_AUTH=broker with a broker that accepts anonymous clients (%s), allowed by "
+                "MQTT_INSECURE_BROKER=true: anyone who reaches it can publish as any device",
+                where,
+            )
+        else:
+            raise ImproperlyConfigured(
+                f"MQTT_DEVICE_AUTH=broker, but the broker at {where} accepts anonymous clients, so anyone could "
+                "publish as any device. Require logins on the broker (docker/mosquitto.conf does), use "
+                "MQTT_DEVICE_AUTH=signature, or set MQTT_INSECURE_BROKER=true for an experiment."
+            )
 
     def _next_message(self) -> Inbound | None:
         if self._batch is not None:
@@ -264,59 +332,97 @@ class Bridge:
         except DATABASE_DOWN:
             raise
         except Exception as exc:  # a bug must cost one message (kept as a dead letter), never the bridge
-            logger.exception("mqtt bridge: failed on a message from %s", message.topic)
-            if isinstance(exc, DatabaseError):
-                connection.close()  # the failed statement may have left the connection unusable
-            self._reject(message, Reason.ERROR, f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
+            self._fail(message, exc)
             pending.done = True
-        else:
-            metrics.MQTT_MESSAGES.labels(message.kind, "accepted").inc()
         self._pending.append(pending)
 
     def _dispatch(self, message: Inbound, pending: Pending) -> None:
-        if not message.kind:
-            raise MessageRejected(Reason.INVALID_MESSAGE, f"Not a device topic under {self.options.topic_root}/.")
-        self.stats[f"received_{message.kind.replace('/', '_')}"] += 1
-        body = services.decode(message)
-        device = services.authenticate(message, self._directory)
+        if message.kind:
+            self.stats[f"received_{message.kind.replace('/', '_')}"] += 1
+        checked = services.message_check(message, self._directory, topic_root=self.options.topic_root)
         if message.kind == topics.TELEMETRY:
-            readings = services.telemetry_normalize(device, body, received_at=message.received_at)
             if self._batch is None:
                 self._batch = MicroBatch()
-            self._batch.add(message, readings, pending)
+            self._batch.add(checked, pending)
             return
         if message.kind == topics.STATUS:
             # This device's readings received before its status go into a batch first, so they are not
             # taken for a sign of life after it said it went offline.
             self._with_database(self._flush)
             self._connectivity_check_due = True
-        result = HANDLERS[message.kind](device, body, at=message.received_at)
-        if message.kind == topics.COMMAND_ACK and result is False:
-            self.stats["command_acks_ignored"] += 1
+        try:
+            result = services.state_apply(checked)
+        except Repeated:
+            self._repeated(message)
+        else:
+            if message.kind == topics.COMMAND_ACK and result is False:
+                self.stats["command_acks_ignored"] += 1
+            self._accepted(checked)
         pending.done = True
 
     def _flush(self) -> None:
         batch = self._batch
         if batch is None:
             return
-        if len(batch):
-            try:
-                created = batch_create(
-                    normalized=batch.normalized, received_at=batch.received_at, source=IngestBatch.Source.MQTT
-                )
-            except DATABASE_DOWN:
-                raise
-            except Exception as exc:  # keep every message of a batch that cannot be written, then move on
-                logger.exception("mqtt bridge: could not create an ingest batch of %s messages", len(batch.messages))
-                for message in batch.messages:
-                    self._reject(message, Reason.ERROR, f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
-            else:
-                self.stats["batches"] += 1
-                self.stats["readings"] += len(batch)
-                logger.debug("mqtt bridge: batch %s with %s readings", created.pk, len(batch))
-        for pending in batch.pending:
-            pending.done = True
+        for group in batch.groups():
+            self._commit(group)
+        for entry in batch.entries:
+            entry.pending.done = True
         self._batch = None
+
+    def _commit(self, entries: list[Entry]) -> None:
+        """Store these messages as one ingest batch. When that fails on what they carry, try each half on its
+        own, down to single messages: only a message that cannot be stored alone becomes a dead letter.
+        Entries already committed (the database went away half-way) are not stored again."""
+        entries = [entry for entry in entries if not entry.committed]
+        if not entries:
+            return
+        try:
+            created, repeated = services.telemetry_store([entry.checked for entry in entries])
+        except DATABASE_DOWN:
+            raise
+        except Exception as exc:
+            if isinstance(exc, DatabaseError):
+                connection.close()  # the failed statement may have left the connection unusable
+            if len(entries) == 1:
+                self._fail(entries[0].checked.message, exc)
+                entries[0].committed = True
+                return
+            self.stats["batches_split"] += 1
+            middle = len(entries) // 2
+            self._commit(entries[:middle])
+            self._commit(entries[middle:])
+            return
+        repeated_ids = {id(checked) for checked in repeated}
+        for entry in entries:
+            entry.committed = True
+            if id(entry.checked) in repeated_ids:
+                self._repeated(entry.checked.message)
+            else:
+                self._accepted(entry.checked)
+        if created is not None:
+            self.stats["batches"] += 1
+            self.stats["readings"] += created.received
+            logger.debug("mqtt bridge: batch %s with %s readings", created.pk, created.received)
+
+    def _accepted(self, checked: Checked) -> None:
+        message = checked.message
+        outcome = (
+            "accepted" if checked.envelope.version >= 3 or settings.MQTT_DEVICE_AUTH == "broker" else "accepted_v2"
+        )
+        if checked.envelope.stale:
+            outcome = "stale_stored"
+        self.stats[outcome] += 1
+        metrics.MQTT_MESSAGES.labels(message.kind, outcome).inc()
+
+    def _repeated(self, message: Inbound) -> None:
+        """A nonce seen before. Sent again by the broker (DUP: the bridge stopped before acknowledging a
+        message it had applied) it is only counted; otherwise it is a replay, kept as a dead letter."""
+        if message.dup:
+            self.stats["redelivered"] += 1
+            metrics.MQTT_MESSAGES.labels(message.kind, "redelivered").inc()
+        else:
+            self._reject(message, Reason.REPLAYED, "Its nonce was used already: nothing was applied.")
 
     def _acknowledge(self) -> None:
         """PUBACK, in arrival order, every message whose work is committed. Messages of an earlier connection
@@ -328,14 +434,26 @@ class Bridge:
                 self._client.ack(pending.mid, pending.qos)
                 self.stats["acknowledged"] += 1
 
+    def _fail(self, message: Inbound, exc: Exception) -> None:
+        logger.error("mqtt bridge: failed on a message from %s", message.topic, exc_info=exc)
+        trace = "".join(traceback.format_exception(exc))
+        self._reject(message, Reason.ERROR, f"{type(exc).__name__}: {exc}", trace=trace)
+
     def _reject(
         self, message: Inbound, reason: str, detail: str, *, errors: dict | None = None, trace: str = ""
     ) -> None:
         self.stats[f"dead_letter_{reason}"] += 1
         self.stats["dead_letters"] += 1
         metrics.MQTT_MESSAGES.labels(message.kind or "unknown", reason).inc()
+        device_key = message.device_id if reason != Reason.UNKNOWN_DEVICE and message.device_id else UNKNOWN_DEVICE_KEY
+        suppressed_before = self._budget.take(device_key, reason)
+        if suppressed_before is None:
+            self.stats["dead_letters_suppressed"] += 1
+            return
         logger.warning("mqtt bridge: dead letter from %s: %s: %s", message.topic, reason, detail)
-        services.dead_letter_record(message, reason=reason, detail=detail, errors=errors, traceback=trace)
+        dead_letter_record(
+            message, reason=reason, detail=detail, errors=errors, traceback=trace, suppressed_before=suppressed_before
+        )
 
     def _request_connectivity_check(self) -> None:
         try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+import threading
+import uuid
+from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
@@ -43,6 +45,9 @@ def broker_config() -> BrokerConfig:
     root = settings.MQTT_TOPIC_ROOT
     if not root or any(char in root for char in "+#\x00") or root.startswith("/") or root.endswith("/"):
         raise ImproperlyConfigured(f"MQTT_TOPIC_ROOT must be a topic prefix without wildcards, got {root!r}.")
+    group = settings.MQTT_SHARED_GROUP
+    if any(char in group for char in "/+#\x00"):
+        raise ImproperlyConfigured(f"MQTT_SHARED_GROUP must be a name without / + #, got {group!r}.")
     return BrokerConfig(
         host=parsed.hostname,
         port=port,
@@ -54,6 +59,43 @@ def broker_config() -> BrokerConfig:
         key_file=settings.MQTT_TLS_KEY_FILE,
         keepalive_s=settings.MQTT_KEEPALIVE_S,
     )
+
+
+def admin_config() -> BrokerConfig:
+    """The broker as its dynamic-security admin (MQTT_ADMIN_USERNAME), for keeping accounts in step."""
+    if not settings.MQTT_ADMIN_USERNAME:
+        raise ImproperlyConfigured("MQTT_ADMIN_USERNAME is not set: the backend does not manage the broker's accounts.")
+    return replace(broker_config(), username=settings.MQTT_ADMIN_USERNAME, password=settings.MQTT_ADMIN_PASSWORD)
+
+
+def accepts_anonymous(config: BrokerConfig, *, timeout_s: float = 5.0) -> bool | None:
+    """Whether the broker lets a client in without a username, password or client certificate: True, False,
+    or None when it did not answer within `timeout_s` (down, or not reachable)."""
+    anonymous = replace(config, username="", password="", cert_file="", key_file="")
+    client = new_client(client_id=f"telemetry-probe-{uuid.uuid4().hex[:8]}", config=anonymous)
+    answered = threading.Event()
+    verdict: list[bool] = []
+
+    def on_connect(client, userdata, flags, reason_code, properties) -> None:
+        verdict.append(not reason_code.is_failure)
+        answered.set()
+
+    client.on_connect = on_connect
+    client.connect_timeout = timeout_s
+    try:
+        client.connect(config.host, config.port, keepalive=max(config.keepalive_s, 5))
+    except ssl.SSLError:
+        return False  # the TLS handshake wants a client certificate: no way in without one
+    except OSError:
+        return None
+    client.loop_start()
+    try:
+        if not answered.wait(timeout_s):
+            return None
+        return verdict[0]
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def new_client(*, client_id: str, config: BrokerConfig, manual_ack: bool = False) -> mqtt.Client:

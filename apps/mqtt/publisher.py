@@ -15,7 +15,7 @@ from paho.mqtt.properties import Properties
 from apps.devices.models import Device
 from apps.mqtt import topics
 from apps.mqtt.config import broker_config, new_client
-from apps.mqtt.signing import signed_json
+from apps.mqtt.signing import signed_json, signed_message
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,15 @@ def publisher() -> Publisher:
         return _publisher
 
 
+def command_payload(device: Device, message: dict) -> bytes:
+    """A command signed v3 (kind "command", its cmd_id as nonce); v2 while MQTT_ACCEPT_V2_SIGNATURES says the
+    fleet is still moving to v3, so that devices not yet updated can still check it."""
+    if settings.MQTT_ACCEPT_V2_SIGNATURES:
+        return signed_json(message, device.ingest_key_hash)
+    return signed_message(message, device.ingest_key_hash, kind=topics.COMMAND, nonce=message.get("cmd_id"))
+
+
 def publish_command(device: Device, message: dict, expiry_s: int) -> None:
     """The `publish` of apps.commands: a signed command on the device's command topic, QoS 1."""
     topic = topics.device_topic(settings.MQTT_TOPIC_ROOT, device.device_id, topics.COMMAND)
-    publisher().publish(topic, signed_json(message, device.ingest_key_hash), qos=1, expiry_s=expiry_s)
+    publisher().publish(topic, command_payload(device, message), qos=1, expiry_s=expiry_s)

@@ -8,9 +8,10 @@ Each device sends one datagram (seed 003's v2 format) every 1/rate seconds with 
 - dropouts: a datagram lost now and then (its seq is skipped, so the backend counts a gap), and rarely a
   silence of minutes, over MQTT half the time a lost connection (the broker then publishes the last will).
 
-Over MQTT every device has its own connection and persistent session, announces itself (hello, status
-online, with a signed "offline" last will) and answers commands on its command topic: ping, set_interval,
-reboot, ota_update (reporting progress on ota/status); anything else is rejected. Over HTTP devices post to
+Over MQTT every device logs in with its own account, has its own connection and persistent session, signs v3
+messages, announces itself (hello, status online announcing the signed "offline" last will it made for this
+connection) and answers commands on its command topic: ping, set_interval, reboot, ota_update (reporting
+progress on ota/status); anything else is rejected. Over HTTP devices post to
 /api/v1/ingest/ with their key and send a heartbeat at start (commands need MQTT).
 """
 
@@ -20,6 +21,7 @@ import logging
 import math
 import os
 import random
+import secrets
 import threading
 import time
 import urllib.error
@@ -27,12 +29,13 @@ import urllib.request
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import orjson
 import paho.mqtt.client as mqtt
+from django.conf import settings
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -41,15 +44,19 @@ from apps.devices.keys import hash_ingest_key
 from apps.devices.models import Device
 from apps.mqtt import topics
 from apps.mqtt.config import BrokerConfig, new_client
-from apps.mqtt.signing import signed_json, verify
+from apps.mqtt.signing import iso, mqtt_password, signed_message, verify
 
 logger = logging.getLogger(__name__)
 
 FW_VERSION = "1.4.2"
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def command_verified(payload: bytes, secret: str) -> bool:
+    """A command the backend signed for this device: v3 (kind "command"), or v2 while the backend still signs
+    that way (MQTT_ACCEPT_V2_SIGNATURES, the migration to v3)."""
+    if verify(payload, secret, kind=topics.COMMAND):
+        return True
+    return settings.MQTT_ACCEPT_V2_SIGNATURES and verify(payload, secret)
 
 
 @dataclass
@@ -164,15 +171,23 @@ class SimulatedDevice:
     handled_commands: set[str] = field(default_factory=set)
     actions: deque = field(default_factory=deque)
     client: mqtt.Client | None = None
+    # Nonces are "<boot>-<message number>": a new boot id per run keeps them unique across restarts.
+    boot: str = field(default_factory=lambda: secrets.token_hex(4))
+    sent: int = 0
+    will_nonce: str = ""
 
     @property
     def secret(self) -> str:
         return hash_ingest_key(self.key)
 
+    def signed(self, kind: str, message: dict, *, nonce: str | None = None) -> bytes:
+        """A v3 message: sent now, with a nonce this device never used."""
+        self.sent += 1
+        return signed_message(message, self.secret, kind=kind, nonce=nonce or f"{self.boot}-{self.sent}")
+
     def datagram(self, moment: datetime, now: float) -> dict:
         self.seq += 1
         return {
-            "v": 2,
             "device_id": self.device_id,
             "ts": iso(moment),
             "seq": self.seq,
@@ -244,20 +259,14 @@ class MqttTransport:
     def publish(self, device: SimulatedDevice, kind: str, message: dict, *, qos: int = 1) -> None:
         if device.client is None:
             return
-        info = device.client.publish(self.topic(device, kind), signed_json(message, device.secret), qos=qos)
+        info = device.client.publish(self.topic(device, kind), device.signed(kind, message), qos=qos)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.stats["publish_errors"] += 1
 
     def start(self, device: SimulatedDevice) -> None:
-        client = new_client(client_id=f"sim-{self.root}-{device.device_id}", config=self.config)
-        will = {
-            "v": 2,
-            "device_id": device.device_id,
-            "msg_type": "status",
-            "status": "offline",
-            "ts": iso(datetime.now(UTC)),
-        }
-        client.will_set(self.topic(device, topics.STATUS), signed_json(will, device.secret), qos=1)
+        # Its own account on the broker: the device id and the password derived from its key.
+        credentials = replace(self.config, username=device.device_id, password=mqtt_password(device.secret))
+        client = new_client(client_id=f"sim-{self.root}-{device.device_id}", config=credentials)
         client.on_connect = lambda *args: self._on_connect(device, *args)
         client.on_message = lambda client, userdata, message: self._on_command(device, message)
         client.reconnect_delay_set(1, 30)
@@ -265,6 +274,12 @@ class MqttTransport:
         self._connect(device)
 
     def _connect(self, device: SimulatedDevice) -> None:
+        # A will of this connection's own (its nonce is announced once connected), made now, as firmware does.
+        device.will_nonce = secrets.token_hex(8)
+        will = {"device_id": device.device_id, "msg_type": "status", "status": "offline"}
+        device.client.will_set(
+            self.topic(device, topics.STATUS), device.signed(topics.STATUS, will, nonce=device.will_nonce), qos=1
+        )
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 3600
         device.client.connect_async(
@@ -282,20 +297,19 @@ class MqttTransport:
             self.stats["connect_refused"] += 1
             return
         client.subscribe(self.topic(device, topics.COMMAND), qos=1)
-        now = iso(datetime.now(UTC))
         self.publish(
             device,
             topics.HELLO,
-            {"v": 2, "device_id": device.device_id, "msg_type": "hello", "ts": now, "fw_version": device.fw_version},
+            {"device_id": device.device_id, "msg_type": "hello", "fw_version": device.fw_version},
         )
         self.publish(
             device,
             topics.STATUS,
-            {"v": 2, "device_id": device.device_id, "msg_type": "status", "status": "online", "ts": now},
+            {"device_id": device.device_id, "msg_type": "status", "status": "online", "will_nonce": device.will_nonce},
         )
 
     def _on_command(self, device: SimulatedDevice, message) -> None:
-        if not verify(message.payload, device.secret):
+        if not command_verified(message.payload, device.secret):
             self.stats["commands_unsigned"] += 1
             return
         command = orjson.loads(message.payload)
@@ -316,13 +330,7 @@ class MqttTransport:
         self.publish(
             device,
             topics.HELLO,
-            {
-                "v": 2,
-                "device_id": device.device_id,
-                "msg_type": "hello",
-                "ts": iso(datetime.now(UTC)),
-                "fw_version": device.fw_version,
-            },
+            {"device_id": device.device_id, "msg_type": "hello", "fw_version": device.fw_version},
         )
 
     def send(self, device: SimulatedDevice, datagram: dict) -> None:
@@ -332,12 +340,10 @@ class MqttTransport:
         self, device: SimulatedDevice, command: dict, status: str, detail: str = "", result: dict | None = None
     ) -> None:
         ack = {
-            "v": 2,
             "device_id": device.device_id,
             "msg_type": "command_ack",
             "cmd_id": command.get("cmd_id"),
             "status": status,
-            "ts": iso(datetime.now(UTC)),
         }
         if detail:
             ack["detail"] = detail
@@ -347,34 +353,39 @@ class MqttTransport:
 
     def ota_report(self, device: SimulatedDevice, status: str, progress: int, fw_version: str) -> None:
         report = {
-            "v": 2,
             "device_id": device.device_id,
             "msg_type": "ota_status",
             "status": status,
             "progress": progress,
             "fw_version": fw_version,
-            "ts": iso(datetime.now(UTC)),
         }
         self.publish(device, topics.OTA_STATUS, report)
 
-    def stop(self, device: SimulatedDevice) -> None:
-        if device.client is None:
-            return
-        now = iso(datetime.now(UTC))
-        info = device.client.publish(
-            self.topic(device, topics.STATUS),
-            signed_json(
-                {"v": 2, "device_id": device.device_id, "msg_type": "status", "status": "offline", "ts": now},
-                device.secret,
-            ),
-            qos=1,
-        )
-        try:
-            info.wait_for_publish(2)
-        except (RuntimeError, ValueError):
-            pass
-        device.client.disconnect()
-        device.client.loop_stop()
+    def stop_all(self, devices: list[SimulatedDevice], *, timeout_s: float = 2.0) -> None:
+        """Say goodbye (status offline) from every device, wait for the broker to take them for at most
+        `timeout_s` in all (it may be stopping too), and disconnect."""
+        sent = []
+        for device in devices:
+            if device.client is not None and device.client.is_connected():
+                goodbye = {"device_id": device.device_id, "msg_type": "status", "status": "offline"}
+                sent.append(
+                    device.client.publish(
+                        self.topic(device, topics.STATUS), device.signed(topics.STATUS, goodbye), qos=1
+                    )
+                )
+        deadline = time.monotonic() + timeout_s
+        for info in sent:
+            try:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):
+                pass
+        clients = [device.client for device in devices if device.client is not None]
+        # Every network thread told first, then joined: one that waits to reconnect (the broker went away)
+        # wakes within a second to see it, and they all do at once.
+        for client in clients:
+            client.disconnect()
+        for client in clients:
+            client.loop_stop()
 
 
 class HttpTransport:
@@ -429,10 +440,7 @@ class HttpTransport:
     def reconnect(self, device: SimulatedDevice) -> None:
         self.heartbeat(device)
 
-    def stop(self, device: SimulatedDevice) -> None:
-        pass
-
-    def close(self) -> None:
+    def stop_all(self, devices: list[SimulatedDevice]) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)
 
 
@@ -480,10 +488,7 @@ class Simulation:
                     last_report = now
                 self._stop.wait(0.02)
         finally:
-            for device in self.devices:
-                self.transport.stop(device)
-            if isinstance(self.transport, HttpTransport):
-                self.transport.close()
+            self.transport.stop_all(self.devices)
         return self.stats
 
     def _tick(self, device: SimulatedDevice, now: float) -> None:

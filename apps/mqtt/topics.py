@@ -17,8 +17,11 @@ def device_topic(root: str, device_id: str, kind: str) -> str:
     return f"{root}/{device_id}/{kind}"
 
 
-def subscriptions(root: str) -> list[str]:
-    return [device_topic(root, "+", kind) for kind in INBOUND_KINDS]
+def subscriptions(root: str, shared_group: str = "") -> list[str]:
+    """The bridge's topic filters; with a group, MQTT 5 shared subscriptions, so that the broker hands each
+    message to one of the bridges of the group."""
+    prefix = f"$share/{shared_group}/" if shared_group else ""
+    return [prefix + device_topic(root, "+", kind) for kind in INBOUND_KINDS]
 
 
 def parse(topic: str, root: str) -> tuple[str, str] | None:

@@ -68,3 +68,30 @@ MQTT_CONNECTED = Gauge(
 # Every source's series exists from the start, so the first dead letter of a source counts as an increase.
 for _source in ("task", "mqtt"):
     DEAD_LETTERS.labels(_source)
+MQTT_DEAD_LETTERS_SUPPRESSED = Counter(
+    "telemetry_mqtt_dead_letters_suppressed_total",
+    "MQTT messages refused without a dead letter, past the dead-letter rate limits",
+    ["reason"],
+)
+# The broker's own statistics ($SYS), as the bridge last read them. They count since the broker started, so a
+# broker restart takes them back to 0; "mostrecent" reports the last value any bridge process wrote.
+MQTT_BROKER_DROPPED = Gauge(
+    "telemetry_mqtt_broker_dropped_messages",
+    "Messages the MQTT broker dropped since it started, for a full client queue ($SYS/broker/publish/messages/dropped)",
+    multiprocess_mode="mostrecent",
+)
+MQTT_BROKER_STORED_MESSAGES = Gauge(
+    "telemetry_mqtt_broker_stored_messages",
+    "Messages the MQTT broker holds: queued for clients and retained ($SYS/broker/store/messages/count)",
+    multiprocess_mode="mostrecent",
+)
+MQTT_BROKER_STORED_BYTES = Gauge(
+    "telemetry_mqtt_broker_stored_bytes",
+    "Payload bytes of the messages the MQTT broker holds ($SYS/broker/store/messages/bytes)",
+    multiprocess_mode="mostrecent",
+)
+MQTT_BROKER_CLIENTS = Gauge(
+    "telemetry_mqtt_broker_clients_connected",
+    "Clients connected to the MQTT broker ($SYS/broker/clients/connected)",
+    multiprocess_mode="mostrecent",
+)

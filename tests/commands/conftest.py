@@ -1,8 +1,5 @@
-"""Fixtures for tests against the real Mosquitto (tests/mqtt/broker.py); importing them also moves this test
-run onto a topic root of its own."""
+"""Fixtures for tests against the project's Mosquitto (tests/mqtt/broker.py)."""
 
-from tests.mqtt.broker import device_mqtt, start_bridge, use_private_topic_root
+from tests.mqtt.broker import device_mqtt, start_bridge
 
 __all__ = ["device_mqtt", "start_bridge"]
-
-use_private_topic_root()

@@ -25,8 +25,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
 @pytest.fixture
-def simulated_device(world):
+def simulated_device(world, mqtt_broker):
     """env-001 as the simulator runs it, in a thread: online, sending now and then, answering commands."""
+    mqtt_broker.reconcile()  # the world's devices get their broker accounts
     rng = random.Random(7)
     devices = load_devices(
         {"env-001": world.device_keys["env-001"]}, count=1, rate=0.5, rng=rng, tz=zoneinfo.ZoneInfo("UTC")
@@ -91,7 +92,7 @@ def test_commands_wait_for_an_offline_device_and_only_unexpired_ones_are_sent(
     time.sleep(0.5)
     [received] = listener.commands
     assert received["cmd_id"] == lasting["cmd_id"] and received["cmd"] == "reboot"
-    assert verify(received["_raw"], device.ingest_key_hash)
+    assert verify(received["_raw"], device.ingest_key_hash, kind=topics.COMMAND)
     # The expired one was never published; the sweep records that it expired.
     sweep_commands()
     assert Command.objects.get(pk=expiring["cmd_id"]).status == "expired"

@@ -27,7 +27,9 @@ def test_telemetry_published_over_mqtt_is_stored(world, celery_worker, start_bri
     start_bridge()
     meter = device_mqtt("dc-meter-001")
 
-    meter.publish(topics.TELEMETRY, datagram(1, [("voltage_dc", 752.3), ("current_dc", 312.7)]))
+    meter.publish(
+        topics.TELEMETRY, datagram(1, [("voltage_dc", 752.3), ("current_dc", 312.7)], ts="2026-02-12T16:00:00Z")
+    )
     meter.publish(topics.TELEMETRY, datagram(2, [("voltage_dc", 753.0)], ts="2026-02-12T16:00:01Z"))
 
     voltage = world.sensors["dc-meter-001/voltage_dc"]
@@ -106,12 +108,14 @@ def test_unknown_devices_bad_signatures_and_foreign_readings_are_dead_letters(
 ):
     bridge = start_bridge()
     meter = device_mqtt("dc-meter-001")
-    ghost = device_mqtt("env-001")
-    ghost.device_id = "ghost-007"  # a device the backend does not know, signing with some key
+    # A device deleted from the backend whose broker account the reconciliation has not removed yet.
+    ghost = device_mqtt("env-002")
+    Device.objects.filter(device_id="env-002").delete()
 
     ghost.publish(topics.TELEMETRY, datagram(1, [("temperature", 20.0)]))
     # Signed with another device's key; unsigned; and readings of another device on this device's topic.
-    meter.publish_raw(topics.TELEMETRY, device_mqtt("env-001").signed(datagram(2, [("voltage_dc", 1.0)])))
+    other_key = device_mqtt("env-001").signed(topics.TELEMETRY, datagram(2, [("voltage_dc", 1.0)]))
+    meter.publish_raw(topics.TELEMETRY, other_key)
     meter.publish_raw(topics.TELEMETRY, b'{"device_id": "dc-meter-001", "voltage_dc": 700}')
     meter.publish(topics.TELEMETRY, {"device_id": "env-001", "temperature_c": 20.0})
     meter.publish(topics.TELEMETRY, {"sensor": "env-001/temperature", "value": 20.0})

@@ -7,9 +7,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.devices.keys import hash_ingest_key
-from apps.mqtt import topics
+from apps.mqtt import mosquitto, topics
 from apps.mqtt.config import broker_config
-from apps.mqtt.signing import device_secret, is_signed, sign, signed_json, verify
+from apps.mqtt.signing import device_secret, is_signed, mqtt_password, sign, signed_json, signed_message, verify
 
 SECRET = device_secret("an-ingest-key")
 
@@ -40,6 +40,61 @@ def test_the_signed_bytes_are_whatever_the_device_wrote():
     assert verify(sign(body, SECRET) + b"\n", SECRET)
     with pytest.raises(ValueError):
         sign(b"[1, 2]", SECRET)
+
+
+def test_a_v3_signature_is_valid_only_for_the_topic_kind_it_was_made_for():
+    raw = signed_message({"device_id": "env-001", "status": "online"}, SECRET, kind=topics.STATUS)
+
+    body = orjson.loads(raw)
+    assert body["v"] == 3 and body["ts"].endswith("Z") and len(body["nonce"]) == 16
+    assert verify(raw, SECRET, kind=topics.STATUS)
+    assert not verify(raw, SECRET, kind=topics.OTA_STATUS)
+    assert not verify(raw, SECRET)  # nor as v2
+    assert not verify(signed_json(body, SECRET), SECRET, kind=topics.STATUS)
+
+
+def test_a_v3_message_keeps_a_ts_and_nonce_it_was_given_and_its_version_wins():
+    raw = signed_message({"v": 2, "ts": "2026-02-12T16:00:00Z"}, SECRET, kind=topics.HELLO, nonce="boot7-42")
+
+    assert orjson.loads(raw) | {"sig": ""} == {"v": 3, "ts": "2026-02-12T16:00:00Z", "nonce": "boot7-42", "sig": ""}
+
+
+def test_the_broker_password_is_derived_from_the_secret_and_is_not_the_secret():
+    password = mqtt_password(SECRET)
+
+    assert len(password) == 64 and password != SECRET and password == mqtt_password(device_secret("an-ingest-key"))
+    assert mqtt_password(device_secret("another-key")) != password
+
+
+def test_commands_are_signed_v3_for_their_topic_unless_the_fleet_is_still_on_v2(settings):
+    from apps.devices.models import Device
+    from apps.mqtt.publisher import command_payload
+
+    device = Device(device_id="env-001", ingest_key_hash=SECRET)
+    message = {"v": 2, "msg_type": "command", "cmd_id": "6f1c2d1e-0000-4000-8000-000000000001", "cmd": "ping"}
+
+    v3 = command_payload(device, message)
+    assert verify(v3, SECRET, kind=topics.COMMAND) and orjson.loads(v3)["nonce"] == message["cmd_id"]
+    settings.MQTT_ACCEPT_V2_SIGNATURES = True
+    assert verify(command_payload(device, message), SECRET)
+
+
+def test_shared_subscriptions_put_the_group_in_front_of_every_filter():
+    assert topics.subscriptions("iot", "bridges")[0] == "$share/bridges/iot/+/telemetry"
+    assert len(topics.subscriptions("iot", "bridges")) == len(topics.INBOUND_KINDS)
+
+
+def test_the_local_broker_configuration_is_the_projects_with_its_own_port_and_paths(tmp_path):
+    path = mosquitto.render_config(directory=tmp_path, port=18830, overrides={"sys_interval": "1", "log_type": None})
+
+    lines = path.read_text().splitlines()
+    shipped = (mosquitto.CONFIG_TEMPLATE).read_text()
+    assert "listener 18830 127.0.0.1" in lines and f"persistence_location {tmp_path}/" in lines
+    assert f"plugin_opt_config_file {tmp_path}/dynamic-security.json" in lines
+    assert "allow_anonymous false" in lines and "allow_anonymous false" in shipped
+    for directive in ("max_queued_messages 1000000", "max_queued_bytes 1073741824", "persistence true"):
+        assert directive in lines and directive in shipped
+    assert "sys_interval 1" in lines and not any(line.startswith("log_type") for line in lines)
 
 
 def test_topics_are_parsed_under_the_root_only():
@@ -83,6 +138,7 @@ def test_the_broker_url_gives_host_port_tls_and_credentials(settings):
         ("MQTT_BROKER_URL", "mqtt://localhost:notaport", "MQTT_BROKER_URL"),
         ("MQTT_TOPIC_ROOT", "iot/#", "MQTT_TOPIC_ROOT"),
         ("MQTT_TLS_CERT_FILE", "/etc/client.pem", "MQTT_TLS_KEY_FILE"),
+        ("MQTT_SHARED_GROUP", "a/b", "MQTT_SHARED_GROUP"),
     ],
 )
 def test_bad_broker_settings_stop_the_bridge_with_the_variable_named(settings, name, value, message):

@@ -53,7 +53,8 @@ def _keys_file(tmp_path, world) -> str:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
-def test_simulated_devices_over_mqtt_reach_the_database(world, start_bridge, tmp_path, wait_for):
+def test_simulated_devices_over_mqtt_reach_the_database(world, start_bridge, mqtt_broker, tmp_path, wait_for):
+    mqtt_broker.reconcile()  # the world's devices get their broker accounts
     start_bridge()
     out = io.StringIO()
 

@@ -14,7 +14,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker" / "compose.yml"
-REQUIRED = {"SECRET_KEY": "x" * 40, "POSTGRES_PASSWORD": "pw", "FLOWER_BASIC_AUTH": "ops:pw"}
+REQUIRED = {
+    "SECRET_KEY": "x" * 40,
+    "POSTGRES_PASSWORD": "pw",
+    "FLOWER_BASIC_AUTH": "ops:pw",
+    "MQTT_PASSWORD": "mqtt-pw",
+    "MQTT_ADMIN_PASSWORD": "mqtt-admin-pw",
+}
 
 
 def compose_command() -> list[str]:
