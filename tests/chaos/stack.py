@@ -23,7 +23,7 @@ from django.conf import settings
 
 from apps.devices.keys import hash_ingest_key
 from apps.mqtt import topics
-from apps.mqtt.signing import signed_json
+from apps.mqtt.signing import signed_message
 from tests.services import PrivateMosquitto, PrivatePostgres, PrivateRedis, free_port, port_open, wait_until
 from tests.worker import CeleryWorker, celery_app_on
 
@@ -193,9 +193,10 @@ class Stack:
         return self.query("SELECT count(*) FROM ingest_ingestbatch WHERE status <> 'done'")[0][0]
 
     def batch_stored_total(self, since: float, source: str) -> int:
-        """What the batches of `source` received since `since` say they stored, summed."""
+        """What the batches of `source` finished since `since` say they stored, summed. (By when they finished:
+        the bridge dates a batch of old readings by their messages' time, not by when they arrived.)"""
         return self.query(
-            "SELECT coalesce(sum(stored), 0) FROM ingest_ingestbatch WHERE received_at >= to_timestamp(%s) "
+            "SELECT coalesce(sum(stored), 0) FROM ingest_ingestbatch WHERE finished_at >= to_timestamp(%s) "
             "AND source = %s",
             (since, source),
         )[0][0]
@@ -266,7 +267,8 @@ class MqttDevice:
             "ts": measurements[0][0],
             "measurements": [{"ts": ts, "type": code, "val": value} for ts, code, value in measurements],
         }
-        self.client.publish(self.topic, signed_json(message, self.secret), qos=1).wait_for_publish(10)
+        raw = signed_message(message, self.secret, kind=topics.TELEMETRY, nonce=f"{self.device_id}-{seq}")
+        self.client.publish(self.topic, raw, qos=1).wait_for_publish(10)
 
     def close(self) -> None:
         self.client.disconnect()
