@@ -45,11 +45,20 @@ def test_metrics_move_when_readings_are_ingested_and_tasks_run(world, celery_wor
     assert post_readings(admin_api, body).status_code == 202
 
     def moved():
-        # The worker counts a batch's metrics one after the other once it has committed, the batch latency
-        # last: a scrape between two of them would see half a batch.
+        # The worker counts a batch's metrics one after the other once it has committed, and a batch left by an
+        # earlier test may be counted meanwhile: wait for every count this batch moves.
         text = scrape()
-        latency = "telemetry_ingest_batch_latency_seconds_count"
-        return text if _value(text, latency) > _value(before, latency) else None
+
+        def grew(name: str, **labels: str) -> bool:
+            return _value(text, name, **labels) > _value(before, name, **labels)
+
+        done = (
+            grew("telemetry_readings_stored_total")
+            and grew("telemetry_readings_duplicate_total")
+            and grew("telemetry_readings_rejected_total", reason="unknown_sensor")
+            and grew("telemetry_ingest_batch_latency_seconds_count")
+        )
+        return text if done else None
 
     after = wait_for(moved, timeout=20)
     assert (
