@@ -97,7 +97,10 @@ def load_readings(sensors: list[tuple[int, str]], start: datetime, minutes: int)
     """One reading a minute per sensor, in time order as devices send them, by COPY. Returns (rows, seconds)."""
     from django.db import connection
 
+    from apps.ingest.partitions import partitions_ensure_range
+
     rng = random.Random(5)
+    partitions_ensure_range(start, start + timedelta(minutes=minutes))
     connection.ensure_connection()
     raw = connection.connection
     started = time.perf_counter()

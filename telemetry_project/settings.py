@@ -245,6 +245,20 @@ TIMESCALEDB = env_choice("TIMESCALEDB", "auto", {"auto", "on", "off"})
 TIMESCALEDB_CHUNK_DAYS = env_int("TIMESCALEDB_CHUNK_DAYS", 1, minimum=1)
 TIMESCALEDB_COMPRESS_AFTER_DAYS = env_int("TIMESCALEDB_COMPRESS_AFTER_DAYS", 7, minimum=1)
 READINGS_RETENTION_DAYS = env_int("READINGS_RETENTION_DAYS", 90, minimum=1)
+# On plain PostgreSQL readings are partitioned by UTC day (apps/ingest/partitions.py): an hourly beat makes
+# today's partition and this many days' ahead; late data and backfills get theirs from the store step.
+READINGS_PARTITIONS_AHEAD_DAYS = env_int("READINGS_PARTITIONS_AHEAD_DAYS", 3, minimum=0)
+CELERY_BEAT_SCHEDULE["ingest-create-reading-partitions"] = {
+    "task": "ingest.create_reading_partitions",
+    "schedule": 3600.0,
+}
+# Hourly, the primary keys of the day partitions that are over are rebuilt packed (a third smaller); one rebuild
+# may take this many seconds (minutes for a day of 86 million readings).
+READINGS_COMPACT_TIME_LIMIT_S = env_int("READINGS_COMPACT_TIME_LIMIT_S", 1800, minimum=60)
+CELERY_BEAT_SCHEDULE["ingest-compact-reading-partitions"] = {
+    "task": "ingest.compact_reading_partitions",
+    "schedule": crontab(minute=20),
+}
 
 # --- Ingest ---------------------------------------------------------------------------------------------------
 INGEST_MAX_READINGS_PER_REQUEST = env_int("INGEST_MAX_READINGS_PER_REQUEST", 10_000, minimum=1)
