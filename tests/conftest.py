@@ -11,7 +11,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.accounts.roles import Role
-from apps.ingest.partitions import partition_drop, partitions_forget, partitions_list
+from apps.ingest.partitions import partitions_drop, partitions_forget, partitions_list
 from tests import factories
 from tests.factories import World
 from tests.worker import CeleryWorker, database_url
@@ -98,8 +98,7 @@ def fresh_partitions(db):
     """No readings partitions at the start, and this process's knowledge of them forgotten before and after.
     In an ordinary test the drops are undone with its transaction, bringing back what earlier (committed)
     tests left."""
-    for partition in partitions_list():
-        partition_drop(partition.name)
+    partitions_drop([partition.name for partition in partitions_list()])
     partitions_forget()
     yield
     partitions_forget()

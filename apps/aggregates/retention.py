@@ -27,8 +27,8 @@ from apps.aggregates.models import RollupState
 from apps.core.locks import session_advisory_lock
 from apps.ingest.partitions import (
     Partition,
-    partition_drop,
     partition_oldest,
+    partitions_drop,
     partitions_finish_detaching,
     partitions_list,
 )
@@ -173,14 +173,16 @@ def retention_purge(*, now: datetime | None = None, budget_s: float | None = Non
 def _purge_partitions(plan: RetentionPlan, outcome: PurgeOutcome, deadline: float) -> None:
     try:
         outcome.partitions_dropped += partitions_finish_detaching()
-        for partition in plan.drop:
-            outcome.readings += partition_drop(partition.name)
-            outcome.partitions_dropped.append(partition.name)
     except OperationalError as exc:
-        # A detach waited too long for the queries reading its partition; the partition stays pending and
-        # the next run finishes it.
-        logger.warning("retention purge could not detach a readings partition yet: %s", exc)
+        # The queries still reading a half-detached partition held it longer than the detach may wait.
+        logger.warning("retention purge could not finish detaching a readings partition yet: %s", exc)
         outcome.more = True
+        return
+    dropped = partitions_drop([partition.name for partition in plan.drop])
+    outcome.partitions_dropped += dropped.dropped
+    outcome.readings += dropped.readings
+    if dropped.blocked:
+        outcome.more = True  # the next run finishes the detach that waited too long
         return
     for partition in plan.trim:
         deleted, more = _delete_in_windows(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from apps.core.locks import session_advisory_lock
@@ -320,27 +320,49 @@ def partition_oldest(name: str) -> datetime | None:
         return cursor.fetchone()[0]
 
 
-def partition_drop(name: str) -> int:
-    """Detach one partition and drop it; returns how many readings it held, as PostgreSQL estimates them
-    (pg_class.reltuples, kept by autovacuum and ANALYZE; a partition never analysed is counted), so that
-    dropping costs the same whatever it holds.
+@dataclass
+class DropOutcome:
+    dropped: list[str]
+    readings: int  # as PostgreSQL estimates them
+    blocked: bool  # a detach waited too long; that partition and the rest are left for the next run
 
-    Outside a transaction the detach is CONCURRENTLY: it never blocks ingest or queries, only waits (up to
-    DROP_LOCK_TIMEOUT) for the queries already reading the partition; one that times out stays "detach
-    pending" (invisible to new queries) and is finished by `partitions_finish_detaching`. Inside a
-    transaction (CONCURRENTLY cannot run there) it is a plain detach, which locks the table until commit."""
-    rows = _estimated_rows(name)
-    with connection.cursor() as cursor:
-        if connection.in_atomic_block:
-            with _lock_timeout(cursor, DROP_LOCK_TIMEOUT):
-                cursor.execute(f"ALTER TABLE {READINGS_TABLE} DETACH PARTITION {name}")
-                cursor.execute(f"DROP TABLE {name}")
-        else:
-            with _lock_timeout(cursor, DROP_LOCK_TIMEOUT, local=False):
-                cursor.execute(f"ALTER TABLE {READINGS_TABLE} DETACH PARTITION {name} CONCURRENTLY")
-                cursor.execute(f"DROP TABLE {name}")
-    logger.info("dropped readings partition %s (about %d readings)", name, rows)
-    return rows
+
+def partitions_drop(names: list[str]) -> DropOutcome:
+    """Detach partitions and drop them, in one statement at the end: dropping a large table costs a commit
+    that releases its files (about 50 ms here for a day of 1.44 million readings), and one commit for all of
+    them costs little more than for one. Returns what went, with the readings each held as PostgreSQL
+    estimates them (pg_class.reltuples, kept by autovacuum and ANALYZE; a partition never analysed is
+    counted), so dropping costs the same whatever the partitions hold.
+
+    Outside a transaction each detach is CONCURRENTLY: it never blocks ingest or queries, only waits (up to
+    DROP_LOCK_TIMEOUT) for the queries already reading that partition; one that times out stays "detach
+    pending" (invisible to new queries), is finished by `partitions_finish_detaching`, and stops the run.
+    Inside a transaction (CONCURRENTLY cannot run there) each is a plain detach, which locks the table until
+    commit, and a timeout raises."""
+    outcome = DropOutcome(dropped=[], readings=0, blocked=False)
+    if not names:
+        return outcome
+    estimates = _estimated_rows(names)
+    in_transaction = connection.in_atomic_block
+    with connection.cursor() as cursor, _lock_timeout(cursor, DROP_LOCK_TIMEOUT, local=in_transaction):
+        for name in names:
+            try:
+                cursor.execute(
+                    f"ALTER TABLE {READINGS_TABLE} DETACH PARTITION {name}{'' if in_transaction else ' CONCURRENTLY'}"
+                )
+            except OperationalError:
+                if in_transaction:
+                    raise
+                logger.warning("readings partition %s could not be detached yet; the next purge finishes it", name)
+                outcome.blocked = True
+                break
+            outcome.dropped.append(name)
+            outcome.readings += estimates[name]
+        if outcome.dropped:
+            cursor.execute(f"DROP TABLE {', '.join(outcome.dropped)}")
+    if outcome.dropped:
+        logger.info("dropped readings partitions %s (about %d readings)", ", ".join(outcome.dropped), outcome.readings)
+    return outcome
 
 
 def partitions_finish_detaching() -> list[str]:
@@ -362,21 +384,22 @@ def partitions_finish_detaching() -> list[str]:
         with _lock_timeout(cursor, DROP_LOCK_TIMEOUT, local=connection.in_atomic_block):
             for name in pending:
                 cursor.execute(f"ALTER TABLE {READINGS_TABLE} DETACH PARTITION {name} FINALIZE")
-            for name in pending + orphans:
-                cursor.execute(f"DROP TABLE {name}")
+            if pending or orphans:
+                cursor.execute(f"DROP TABLE {', '.join(pending + orphans)}")
     if pending or orphans:
         logger.info("finished dropping readings partitions %s", ", ".join(pending + orphans))
     return pending + orphans
 
 
-def _estimated_rows(name: str) -> int:
+def _estimated_rows(names: list[str]) -> dict[str, int]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [name])
-        estimate = cursor.fetchone()[0]
-        if estimate >= 0:
-            return int(estimate)
-        cursor.execute(f"SELECT count(*) FROM {name}")
-        return cursor.fetchone()[0]
+        cursor.execute("SELECT relname, reltuples FROM pg_class WHERE oid = ANY(%s::regclass[])", [names])
+        estimates = dict(cursor.fetchall())
+        for name, estimate in estimates.items():
+            if estimate < 0:
+                cursor.execute(f"SELECT count(*) FROM {name}")
+                estimates[name] = cursor.fetchone()[0]
+    return {name: int(estimate) for name, estimate in estimates.items()}
 
 
 @contextmanager
