@@ -13,8 +13,9 @@ with COPY straight into each partition. Then, in order:
    table, then the same batches into the full one after the bulk load (median of `--repeat` runs each);
 3. the bytes per reading of the full table (heap, primary key, BRIN), after VACUUM ANALYZE as autovacuum
    would leave it, as inserted and once the hourly compaction has rebuilt the keys of the days that are over;
-4. the purge of the oldest 30 days (`retention_purge`, the rollups taken as up to date), and for comparison
-   the delete of one day's rows in windows, as the purge did before partitions;
+4. the purge of the oldest 30 days (`retention_purge`, the rollups taken as up to date), the daily purge of
+   the next day, and for comparison the delete of one day's rows in windows, as the purge did before
+   partitions;
 5. the rollup purge of one day and of 30 days of hourly rollups for the same sensors.
 
     .venv/bin/python bench/storage.py                                   # 50,000,000 readings
@@ -283,6 +284,18 @@ def timed_runs(args, sensors, first: datetime, step_s: float) -> list[dict]:
     return runs
 
 
+def wal_lsn() -> str:
+    with raw_connection().cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn()")
+        return cursor.fetchone()[0]
+
+
+def wal_bytes_since(lsn: str) -> int:
+    with raw_connection().cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [lsn])
+        return int(cursor.fetchone()[0])
+
+
 def create_week_partitions(start: datetime, end: datetime) -> list[str]:
     """--partition-days 7: Monday-to-Monday partitions over [start, end), made here before the store step or
     the bulk load would make day partitions."""
@@ -441,13 +454,16 @@ def main() -> None:
         f" {per_reading['key']:.2f}, BRIN {per_reading['brin']:.3f}); {sum(sizes.values()) / 2**30:.2f} GiB"
     )
 
+    wal_before = wal_lsn()
     full_runs = timed_runs(args, sensors, data_end, step_s)
+    wal_per_reading = wal_bytes_since(wal_before) / ((args.repeat + 1) * run_ticks(args) * len(sensors))
     full_rate = statistics.median(run["step_per_s"] for run in full_runs)
     full_write = statistics.median(run["write_per_s"] for run in full_runs)
     ratio = full_rate / empty_rate
     print(
         f"store step into the full table: {full_rate:,.0f} readings/s (writes alone {full_write:,.0f}/s);"
-        f" full / empty {ratio:.2f} (writes {full_write / empty_write:.2f})"
+        f" full / empty {ratio:.2f} (writes {full_write / empty_write:.2f}); {wal_per_reading:.0f} bytes of WAL"
+        " per reading stored (what a replica receives)"
     )
 
     # The purge of the oldest purge-days days, with the rollups taken as up to date, run at the moment when
@@ -469,6 +485,12 @@ def main() -> None:
         f"purge of {args.purge_days} days: {purge_ms:.0f} ms, {len(outcome.partitions_dropped)} partitions dropped"
         f" (about {outcome.readings:,} readings), {outcome.readings_deleted:,} deleted row by row"
     )
+
+    # The daily case: the next day past retention.
+    began = time.perf_counter()
+    daily = retention_purge(now=purge_now + DAY)
+    purge_day_ms = (time.perf_counter() - began) * 1000
+    print(f"the daily purge of the next day: {purge_day_ms:.0f} ms, {len(daily.partitions_dropped)} partition dropped")
 
     # What the purge cost before partitions: one day of rows deleted in windows of an hour.
     first_left = next(p for p in partitions_list() if p.end is not None and p.start is not None and p.start >= cutoff)
@@ -517,9 +539,11 @@ def main() -> None:
                 "rate_full_per_s": round(full_rate),
                 "rate_full_over_empty": round(ratio, 3),
                 "write_full_over_empty": round(full_write / empty_write, 3),
+                "wal_bytes_per_reading": round(wal_per_reading),
                 "purge_days": args.purge_days,
                 "purge_ms": round(purge_ms, 1),
                 "partitions_dropped": len(outcome.partitions_dropped),
+                "purge_one_day_ms": round(purge_day_ms, 1),
                 "readings_deleted_row_by_row": outcome.readings_deleted,
                 "delete_one_day_ms": round(delete_day_ms),
                 "rollup_purge_one_day_ms": rollups["one_day"]["ms"],
