@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Stack, create_database  # noqa: E402
+from bench.harness import Stack, bench_environment, create_database  # noqa: E402
 
 PROBE_PREFIX = "probe-"
 
@@ -64,18 +64,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def setup_environment(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"{args.db_url_base}/{args.database}",
-        REDIS_URL=args.redis_url,
-        SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only-secret-key"),
-        DEBUG="false",
-        DJANGO_SETTINGS_MODULE="telemetry_project.settings",
-        LOG_LEVEL="WARNING",
-        PYTHONPATH=str(ROOT),
-    )
-    os.environ.update(env)
-    return env
+    return bench_environment(db_url_base=args.db_url_base, database=args.database, redis_url=args.redis_url)
 
 
 def prepare_world(args: argparse.Namespace, probes: int, webhook_url: str) -> tuple[list[str], list[str], str]:

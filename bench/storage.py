@@ -9,8 +9,9 @@ with COPY straight into each partition. Then, in order:
 1. the layouts of item 3 of the storage issue, each on a plain table of `--layout-rows` readings loaded the
    same way: the bytes of the heap, the key and the BRIN index per reading, and the time of a conflict-checked
    insert of 1,000 readings (the store step's statement);
-2. the store step (apps/ingest/pipeline.py: batch_process, batches of 1,000, made beforehand) into the empty
-   table, then the same batches into the full one after the bulk load (median of `--repeat` runs each);
+2. the store step (apps/ingest/pipeline.py: batch_process, batches of 1,000, made beforehand) into the full
+   table and into an empty one (a second database, `<database>_empty`), on the same readings, in turn, so both
+   see the same load from the rest of the machine (median of `--repeat` runs each, after a warm-up run);
 3. the bytes per reading of the full table (heap, primary key, BRIN), after VACUUM ANALYZE as autovacuum
    would leave it, as inserted and once the hourly compaction has rebuilt the keys of the days that are over;
 4. the purge of the oldest 30 days (`retention_purge`, the rollups taken as up to date), the daily purge of
@@ -32,7 +33,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -40,6 +40,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.harness import bench_environment, create_database  # noqa: E402
 
 DAY = timedelta(days=1)
 # Item 3's candidates: (name, columns, primary key fillfactor or None for no key, BRIN pages_per_range).
@@ -77,27 +79,6 @@ def parse_args() -> argparse.Namespace:
             f" at least {args.purge_days + 1} are needed (fewer --sensors or more --readings)"
         )
     return args
-
-
-def setup_environment(args: argparse.Namespace) -> None:
-    os.environ.update(
-        DATABASE_URL=f"{args.db_url_base}/{args.database}",
-        REDIS_URL=args.redis_url,
-        SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only-secret-key"),
-        DEBUG="false",
-        DJANGO_SETTINGS_MODULE="telemetry_project.settings",
-        LOG_LEVEL="WARNING",
-        PYTHONPATH=str(ROOT),
-    )
-
-
-def create_database(args: argparse.Namespace) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{args.db_url_base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.database}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=os.environ, check=True)
 
 
 def make_sensors(count: int) -> list[tuple[int, str]]:
@@ -270,30 +251,48 @@ def store_batches(batch_ids: list[str]) -> dict[str, float]:
     return {"stored": stored, "step_per_s": stored / elapsed, "write_per_s": stored / sum(write_s)}
 
 
-def timed_runs(args, sensors, first: datetime, step_s: float) -> list[dict]:
-    """A warm-up run, then `--repeat` timed runs of `--batches` batches, each on the ticks after the last's."""
-    runs = []
+def use_database(name: str) -> None:
+    """Point Django's connection at another database of the cluster; what this process cached about the
+    other one (sensors, partitions) is forgotten."""
+    from django.db import connection
+
+    from apps.ingest.partitions import partitions_forget
+    from apps.ingest.resolution import clear_cache
+
+    connection.close()
+    connection.settings_dict["NAME"] = name
+    partitions_forget()
+    clear_cache()
+
+
+def interleaved_runs(args, sensors, first: datetime, step_s: float, databases: dict[str, str]) -> dict[str, list]:
+    """Runs of `--batches` batches into each database in turn, on the same ticks, so that both see the same
+    load from the rest of the machine: a warm-up run each, then `--repeat` timed runs each, alternating which
+    goes first. Each database gets a checkpoint before, so neither pays for one a bulk load left due (every
+    page first written after a checkpoint goes to the WAL whole)."""
+    for name in databases.values():
+        use_database(name)
+        with raw_connection().cursor() as cursor:
+            cursor.execute("CHECKPOINT")
+    runs: dict[str, list] = {label: [] for label in databases}
     ticks = run_ticks(args)
     for run in range(args.repeat + 1):
-        batch_ids = make_batches(sensors, first + timedelta(seconds=run * ticks * step_s), step_s, ticks)
-        result = store_batches(batch_ids)
-        if result["stored"] != ticks * len(sensors):
-            raise SystemExit(f"a run stored {result['stored']} of {ticks * len(sensors)} readings")
-        if run:
-            runs.append(result)
+        order = list(databases) if run % 2 == 0 else list(reversed(databases))
+        for label in order:
+            use_database(databases[label])
+            batch_ids = make_batches(sensors, first + timedelta(seconds=run * ticks * step_s), step_s, ticks)
+            result = store_batches(batch_ids)
+            if result["stored"] != ticks * len(sensors):
+                raise SystemExit(f"a run stored {result['stored']} of {ticks * len(sensors)} readings")
+            if run:
+                runs[label].append(result)
     return runs
 
 
-def wal_lsn() -> str:
-    with raw_connection().cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_lsn()")
-        return cursor.fetchone()[0]
-
-
-def wal_bytes_since(lsn: str) -> int:
-    with raw_connection().cursor() as cursor:
-        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [lsn])
-        return int(cursor.fetchone()[0])
+def median_rate(runs: list[dict]) -> str:
+    step = statistics.median(run["step_per_s"] for run in runs)
+    write = statistics.median(run["write_per_s"] for run in runs)
+    return f"{step:,.0f} readings/s (its writes alone {write:,.0f}/s), median of {len(runs)} runs"
 
 
 def create_week_partitions(start: datetime, end: datetime) -> list[str]:
@@ -376,12 +375,17 @@ def rollup_purges(sensor_ids: list[int], end: datetime, days: int) -> dict:
 def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)
     args = parse_args()
-    setup_environment(args)
+    env = bench_environment(db_url_base=args.db_url_base, database=args.database, redis_url=args.redis_url)
     load_before = os.getloadavg()
     import redis
 
     redis.Redis.from_url(args.redis_url).flushdb()
-    create_database(args)
+    # The full table's database, and an empty one for the store step to run into in turn with it.
+    empty_database = f"{args.database}_empty"
+    create_database(args.db_url_base, args.database, env, fresh=True)
+    create_database(
+        args.db_url_base, empty_database, {**env, "DATABASE_URL": f"{args.db_url_base}/{empty_database}"}, fresh=True
+    )
     import django
 
     django.setup()
@@ -392,7 +396,13 @@ def main() -> None:
     from apps.aggregates.retention import retention_purge
     from apps.ingest.partitions import partitions_compact, partitions_ensure_range, partitions_list
 
+    # The same sensors with the same ids in both, so the batches are the same.
+    use_database(empty_database)
+    empty_sensors = make_sensors(args.sensors)
+    use_database(args.database)
     sensors = make_sensors(args.sensors)
+    if sensors != empty_sensors:
+        raise SystemExit("the two databases' sensors differ")
     sensor_ids = [sensor_id for sensor_id, _ in sensors]
     step_s = args.interval_s
     ticks = args.readings // len(sensors)
@@ -411,17 +421,12 @@ def main() -> None:
 
     # Partitions for everything, as the beat and the store step would have made them.
     settings.READINGS_RETENTION_DAYS = max(settings.READINGS_RETENTION_DAYS, int(args.days) + 3)
-    if args.partition_days == 7:
-        create_week_partitions(data_start, now + DAY)
-    partitions_ensure_range(data_start, now + DAY)
+    for database, first in ((empty_database, data_end), (args.database, data_start)):
+        use_database(database)
+        if args.partition_days == 7:
+            create_week_partitions(first, now + DAY)
+        partitions_ensure_range(first, now + DAY)
     print(f"partitions: {len(partitions_list())} of {args.partition_days} day(s)")
-
-    empty_runs = timed_runs(args, sensors, data_end, step_s)
-    empty_rate = statistics.median(run["step_per_s"] for run in empty_runs)
-    empty_write = statistics.median(run["write_per_s"] for run in empty_runs)
-    print(f"store step into the empty table: {empty_rate:,.0f} readings/s (its writes alone {empty_write:,.0f}/s)")
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE ingest_reading, ingest_latestreading, ingest_ingestbatch, ingest_datagramseq")
 
     rows, load_s = bulk_fill(sensor_ids, data_start, step_s, ticks)
     print(f"bulk load: {rows:,} readings by COPY into their partitions in {load_s:.0f} s ({rows / load_s:,.0f}/s)")
@@ -454,16 +459,16 @@ def main() -> None:
         f" {per_reading['key']:.2f}, BRIN {per_reading['brin']:.3f}); {sum(sizes.values()) / 2**30:.2f} GiB"
     )
 
-    wal_before = wal_lsn()
-    full_runs = timed_runs(args, sensors, data_end, step_s)
-    wal_per_reading = wal_bytes_since(wal_before) / ((args.repeat + 1) * run_ticks(args) * len(sensors))
-    full_rate = statistics.median(run["step_per_s"] for run in full_runs)
-    full_write = statistics.median(run["write_per_s"] for run in full_runs)
+    runs = interleaved_runs(args, sensors, data_end, step_s, {"empty": empty_database, "full": args.database})
+    use_database(args.database)
+    empty_rate = statistics.median(run["step_per_s"] for run in runs["empty"])
+    empty_write = statistics.median(run["write_per_s"] for run in runs["empty"])
+    full_rate = statistics.median(run["step_per_s"] for run in runs["full"])
+    full_write = statistics.median(run["write_per_s"] for run in runs["full"])
     ratio = full_rate / empty_rate
     print(
-        f"store step into the full table: {full_rate:,.0f} readings/s (writes alone {full_write:,.0f}/s);"
-        f" full / empty {ratio:.2f} (writes {full_write / empty_write:.2f}); {wal_per_reading:.0f} bytes of WAL"
-        " per reading stored (what a replica receives)"
+        f"store step, runs into an empty and the full table in turn: empty {median_rate(runs['empty'])}; full"
+        f" {median_rate(runs['full'])}; full / empty {ratio:.2f} (its writes {full_write / empty_write:.2f})"
     )
 
     # The purge of the oldest purge-days days, with the rollups taken as up to date, run at the moment when
@@ -473,9 +478,23 @@ def main() -> None:
     )
     cutoff = data_start + timedelta(days=args.purge_days)
     purge_now = cutoff + timedelta(days=settings.READINGS_RETENTION_DAYS, hours=1)
+    released = table_sizes([p.name for p in partitions_list() if p.end is not None and p.end <= cutoff])
+    released = sum(released.values())
+    drop_s: list[float] = []
+
+    def time_drops(execute, sql, params, many, context):
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            if sql.startswith("DROP TABLE"):
+                drop_s.append(time.perf_counter() - began)
+
     began = time.perf_counter()
-    outcome = retention_purge(now=purge_now)
+    with connection.execute_wrapper(time_drops):
+        outcome = retention_purge(now=purge_now)
     purge_ms = (time.perf_counter() - began) * 1000
+    drop_ms = sum(drop_s) * 1000
     with connection.cursor() as cursor:
         cursor.execute("SELECT min(ts) FROM ingest_reading")
         oldest_left = cursor.fetchone()[0]
@@ -483,7 +502,8 @@ def main() -> None:
         raise SystemExit(f"the purge did not finish: {outcome.as_dict()}, oldest reading left {oldest_left}")
     print(
         f"purge of {args.purge_days} days: {purge_ms:.0f} ms, {len(outcome.partitions_dropped)} partitions dropped"
-        f" (about {outcome.readings:,} readings), {outcome.readings_deleted:,} deleted row by row"
+        f" (about {outcome.readings:,} readings), {outcome.readings_deleted:,} deleted row by row; of that time, the"
+        f" DROP that releases their {released / 2**30:.1f} GiB of files {drop_ms:.0f} ms"
     )
 
     # The daily case: the next day past retention.
@@ -495,6 +515,7 @@ def main() -> None:
     # What the purge cost before partitions: one day of rows deleted in windows of an hour.
     first_left = next(p for p in partitions_list() if p.end is not None and p.start is not None and p.start >= cutoff)
     day_end = min(first_left.end, first_left.start + DAY)
+    raw = raw_connection()
     began = time.perf_counter()
     deleted = 0
     low = first_left.start
@@ -539,9 +560,10 @@ def main() -> None:
                 "rate_full_per_s": round(full_rate),
                 "rate_full_over_empty": round(ratio, 3),
                 "write_full_over_empty": round(full_write / empty_write, 3),
-                "wal_bytes_per_reading": round(wal_per_reading),
                 "purge_days": args.purge_days,
                 "purge_ms": round(purge_ms, 1),
+                "purge_drop_ms": round(drop_ms, 1),
+                "purge_released_gib": round(released / 2**30, 2),
                 "partitions_dropped": len(outcome.partitions_dropped),
                 "purge_one_day_ms": round(purge_day_ms, 1),
                 "readings_deleted_row_by_row": outcome.readings_deleted,

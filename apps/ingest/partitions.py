@@ -4,8 +4,9 @@
 own primary key (sensor_id, ts) and BRIN index on ts, inherited from the parent's. There is no default
 partition: a reading whose partition is missing fails its insert, so partitions are made before rows
 arrive, by the beat a few days ahead and by the store step for late data and backfills (`partitions_ensure_for`).
-Retention drops them whole (`partition_drop`). Where the table is a TimescaleDB hypertable, it makes its own
-chunks and nothing here runs.
+Retention drops them whole (`partitions_drop`), and the days that are over get their primary key rebuilt
+packed (`partitions_compact`). Where the table is a TimescaleDB hypertable, it makes its own chunks and
+nothing here runs.
 
 Partitions are made with CREATE TABLE + ATTACH PARTITION rather than CREATE TABLE ... PARTITION OF: the latter
 takes an ACCESS EXCLUSIVE lock on the parent until the transaction ends, which inside an ingest batch would
@@ -128,10 +129,6 @@ def partitions_forget() -> None:
     _known, _partitioned = Coverage(), None
 
 
-def day_of(ts_us: int) -> int:
-    return ts_us // DAY_US
-
-
 def day_start(day: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
 
@@ -213,7 +210,6 @@ def _ensure_days(days: list[int]) -> list[str]:
     """Create the partitions `days` need, under a transaction-level advisory lock: a second process that
     wanted the same ones waits, then finds them in the catalogue. What this process learns is remembered
     only once the transaction commits (a rolled-back partition does not exist)."""
-    global _known
     if not readings_partitioned():
         return []
     created: list[str] = []
@@ -361,6 +357,7 @@ def partitions_drop(names: list[str]) -> DropOutcome:
         if outcome.dropped:
             cursor.execute(f"DROP TABLE {', '.join(outcome.dropped)}")
     if outcome.dropped:
+        partitions_forget()
         logger.info("dropped readings partitions %s (about %d readings)", ", ".join(outcome.dropped), outcome.readings)
     return outcome
 
