@@ -379,9 +379,10 @@ AGGREGATES_BACKFILL_CHUNK_HOURS = env_int("AGGREGATES_BACKFILL_CHUNK_HOURS", 24,
 # Largest /api/v1/aggregates/ answer: buckets per series, and series times buckets.
 AGGREGATES_MAX_BUCKETS = env_int("AGGREGATES_MAX_BUCKETS", 20_000, minimum=1)
 AGGREGATES_MAX_POINTS = env_int("AGGREGATES_MAX_POINTS", 500_000, minimum=1)
-# Retention: raw readings keep READINGS_RETENTION_DAYS (Storage above), rollups this many days. The purge runs
-# daily at 03:30 (TIME_ZONE) in windows of RETENTION_PURGE_CHUNK_MINUTES of readings, for at most
-# RETENTION_PURGE_BUDGET_S seconds a run (it queues itself again when there is more).
+# Retention: raw readings keep READINGS_RETENTION_DAYS (Storage above), rollups this many days, both in whole UTC
+# days. The purge runs daily at 03:30 (TIME_ZONE): it drops whole readings partitions, deletes readings in
+# windows of RETENTION_PURGE_CHUNK_MINUTES only inside a partition that straddles the cutoff, and runs for at
+# most RETENTION_PURGE_BUDGET_S seconds (it queues itself again when there is more).
 ROLLUPS_RETENTION_DAYS = env_int("ROLLUPS_RETENTION_DAYS", 730, minimum=1)
 RETENTION_PURGE_CHUNK_MINUTES = env_int("RETENTION_PURGE_CHUNK_MINUTES", 60, minimum=1)
 RETENTION_PURGE_BUDGET_S = env_float("RETENTION_PURGE_BUDGET_S", 90.0, minimum=1)

@@ -251,7 +251,7 @@ def partitions_compact(*, now: datetime | None = None) -> list[str]:
 
     Readings arrive in time order with sensors interleaved, so each new entry of the key goes to the end of
     its sensor's run in the middle of a leaf page: the page splits in two halves and the key settles at about
-    70 % full (40 bytes per reading instead of 28, measured in docs/performance.md). Rebuilt with fillfactor
+    70 % full (38 bytes per reading instead of 28, measured in docs/performance.md). Rebuilt with fillfactor
     100 once no more readings are expected, it is packed full. Outside a transaction the rebuild is
     CONCURRENTLY (inserts and queries go on); an index such a rebuild left invalid when interrupted is
     dropped first. The partition's table comment records that it is done."""
