@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import bench_environment, create_database  # noqa: E402
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -47,30 +49,6 @@ def parse_args() -> argparse.Namespace:
     # Batches are queued on commit like any other; no worker consumes them here, the benchmark stores them.
     parser.add_argument("--redis-url", default="redis://localhost:6379/13")
     return parser.parse_args()
-
-
-def setup_environment(args: argparse.Namespace) -> None:
-    os.environ.update(
-        DATABASE_URL=f"{args.db_url_base}/{args.database}",
-        REDIS_URL=args.redis_url,
-        SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only-secret-key"),
-        DEBUG="false",
-        DJANGO_SETTINGS_MODULE="telemetry_project.settings",
-        LOG_LEVEL="WARNING",
-        PYTHONPATH=str(ROOT),
-    )
-
-
-def create_database(args: argparse.Namespace) -> None:
-    """A fresh database every run, so every run starts equal."""
-    import subprocess
-
-    import psycopg
-
-    with psycopg.connect(f"{args.db_url_base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.database}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=os.environ, check=True)
 
 
 def make_sensors(count: int) -> list[tuple[int, str]]:
@@ -97,7 +75,10 @@ def load_readings(sensors: list[tuple[int, str]], start: datetime, minutes: int)
     """One reading a minute per sensor, in time order as devices send them, by COPY. Returns (rows, seconds)."""
     from django.db import connection
 
+    from apps.ingest.partitions import partitions_ensure_range
+
     rng = random.Random(5)
+    partitions_ensure_range(start, start + timedelta(minutes=minutes))
     connection.ensure_connection()
     raw = connection.connection
     started = time.perf_counter()
@@ -170,11 +151,11 @@ def store_batch(readings: list[tuple[str, datetime, float]]) -> None:
 def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured, also into a file
     args = parse_args()
-    setup_environment(args)
+    env = bench_environment(db_url_base=args.db_url_base, database=args.database, redis_url=args.redis_url)
     import redis
 
     redis.Redis.from_url(args.redis_url).flushdb()
-    create_database(args)
+    create_database(args.db_url_base, args.database, env, fresh=True)
     import django
 
     django.setup()

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Stack, create_database  # noqa: E402
+from bench.harness import Stack, bench_environment, create_database  # noqa: E402
 
 PROBE_PREFIX = "probe-"
 
@@ -64,20 +64,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def setup_environment(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"{args.db_url_base}/{args.database}",
-        REDIS_URL=args.redis_url,
-        SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only-secret-key"),
-        DEBUG="false",
-        DJANGO_SETTINGS_MODULE="telemetry_project.settings",
-        LOG_LEVEL="WARNING",
-        PYTHONPATH=str(ROOT),
-        # The receiver runs in this process, on this machine: outside the public addresses webhooks go to.
+    # The receiver runs in this process, on this machine: outside the public addresses webhooks go to.
+    return bench_environment(
+        db_url_base=args.db_url_base,
+        database=args.database,
+        redis_url=args.redis_url,
         WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32",
     )
-    os.environ.update(env)
-    return env
 
 
 def prepare_world(args: argparse.Namespace, probes: int, webhook_url: str) -> tuple[list[str], list[str], str]:

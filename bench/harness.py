@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -14,11 +15,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_database(db_url_base: str, database: str, env: dict[str, str]) -> None:
-    """Create the benchmark's database if missing and migrate it."""
+def bench_environment(*, db_url_base: str, database: str, redis_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of a benchmark and the processes it starts: a database and a Redis database of its own,
+    production settings, quiet logs. Set in this process too; returned whole for the processes it starts."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"{db_url_base}/{database}",
+        REDIS_URL=redis_url,
+        # A key of its own per run: production settings refuse a short or placeholder key.
+        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
+        DEBUG="false",
+        DJANGO_SETTINGS_MODULE="telemetry_project.settings",
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+        **overrides,
+    )
+    os.environ.update(env)
+    return env
+
+
+def create_database(db_url_base: str, database: str, env: dict[str, str], *, fresh: bool = False) -> None:
+    """Create the benchmark's database if missing (`fresh`: drop it first, so every run starts equal) and
+    migrate it."""
     import psycopg
 
     with psycopg.connect(f"{db_url_base}/postgres", autocommit=True) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
             conn.execute(f'CREATE DATABASE "{database}"')
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)

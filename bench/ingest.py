@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Stack, create_database  # noqa: E402
+from bench.harness import Stack, bench_environment, create_database  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,22 +58,15 @@ def parse_args() -> argparse.Namespace:
 
 
 def setup_environment(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"{args.db_url_base}/{args.database}",
-        REDIS_URL=args.redis_url,
-        SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only-secret-key"),
-        DEBUG="false",
+    return bench_environment(
+        db_url_base=args.db_url_base,
+        database=args.database,
+        redis_url=args.redis_url,
         INGEST_WRITE_METHOD=args.write_method,
-        DJANGO_SETTINGS_MODULE="telemetry_project.settings",
-        LOG_LEVEL="WARNING",
         # One token sends everything here; in production the ingest budget is per device or gateway.
         THROTTLE_INGEST_READINGS_RATE="off",
         THROTTLE_TOKEN_RATE="off",
-        PYTHONPATH=str(ROOT),
     )
-    os.environ.update(env)
-    return env
 
 
 def prepare_world(args: argparse.Namespace) -> tuple[list[tuple[int, str]], str]:

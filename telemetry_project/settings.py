@@ -320,6 +320,20 @@ TIMESCALEDB = env_choice("TIMESCALEDB", "auto", {"auto", "on", "off"})
 TIMESCALEDB_CHUNK_DAYS = env_int("TIMESCALEDB_CHUNK_DAYS", 1, minimum=1)
 TIMESCALEDB_COMPRESS_AFTER_DAYS = env_int("TIMESCALEDB_COMPRESS_AFTER_DAYS", 7, minimum=1)
 READINGS_RETENTION_DAYS = env_int("READINGS_RETENTION_DAYS", 90, minimum=1)
+# On plain PostgreSQL readings are partitioned by UTC day (apps/ingest/partitions.py): an hourly beat makes
+# today's partition and this many days' ahead; late data and backfills get theirs from the store step.
+READINGS_PARTITIONS_AHEAD_DAYS = env_int("READINGS_PARTITIONS_AHEAD_DAYS", 3, minimum=0)
+CELERY_BEAT_SCHEDULE["ingest-create-reading-partitions"] = {
+    "task": "ingest.create_reading_partitions",
+    "schedule": 3600.0,
+}
+# Hourly, the primary keys of the day partitions that are over are rebuilt packed (a third smaller); one rebuild
+# may take this many seconds (minutes for a day of 86 million readings).
+READINGS_COMPACT_TIME_LIMIT_S = env_int("READINGS_COMPACT_TIME_LIMIT_S", 1800, minimum=60)
+CELERY_BEAT_SCHEDULE["ingest-compact-reading-partitions"] = {
+    "task": "ingest.compact_reading_partitions",
+    "schedule": crontab(minute=20),
+}
 
 # --- Ingest ---------------------------------------------------------------------------------------------------
 INGEST_MAX_READINGS_PER_REQUEST = env_int("INGEST_MAX_READINGS_PER_REQUEST", 10_000, minimum=1)
@@ -473,9 +487,10 @@ AGGREGATES_BACKFILL_CHUNK_HOURS = env_int("AGGREGATES_BACKFILL_CHUNK_HOURS", 24,
 # Largest /api/v1/aggregates/ answer: buckets per series, and series times buckets.
 AGGREGATES_MAX_BUCKETS = env_int("AGGREGATES_MAX_BUCKETS", 20_000, minimum=1)
 AGGREGATES_MAX_POINTS = env_int("AGGREGATES_MAX_POINTS", 500_000, minimum=1)
-# Retention: raw readings keep READINGS_RETENTION_DAYS (Storage above), rollups this many days. The purge runs
-# daily at 03:30 (TIME_ZONE) in windows of RETENTION_PURGE_CHUNK_MINUTES of readings, for at most
-# RETENTION_PURGE_BUDGET_S seconds a run (it queues itself again when there is more).
+# Retention: raw readings keep READINGS_RETENTION_DAYS (Storage above), rollups this many days, both in whole UTC
+# days. The purge runs daily at 03:30 (TIME_ZONE): it drops whole readings partitions, deletes readings in
+# windows of RETENTION_PURGE_CHUNK_MINUTES only inside a partition that straddles the cutoff, and runs for at
+# most RETENTION_PURGE_BUDGET_S seconds (it queues itself again when there is more).
 ROLLUPS_RETENTION_DAYS = env_int("ROLLUPS_RETENTION_DAYS", 730, minimum=1)
 RETENTION_PURGE_CHUNK_MINUTES = env_int("RETENTION_PURGE_CHUNK_MINUTES", 60, minimum=1)
 RETENTION_PURGE_BUDGET_S = env_float("RETENTION_PURGE_BUDGET_S", 90.0, minimum=1)

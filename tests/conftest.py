@@ -11,6 +11,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.accounts.roles import Role
+from apps.ingest.partitions import partitions_drop, partitions_forget, partitions_list
 from tests import factories
 from tests.factories import World
 from tests.mqtt.broker import ProjectBroker, session_broker
@@ -105,3 +106,14 @@ def celery_worker(celery_worker_process: CeleryWorker, transactional_db) -> Cele
 @pytest.fixture
 def wait_for():
     return _wait_for
+
+
+@pytest.fixture
+def fresh_partitions(db):
+    """No readings partitions at the start, and this process's knowledge of them forgotten before and after.
+    In an ordinary test the drops are undone with its transaction, bringing back what earlier (committed)
+    tests left."""
+    partitions_drop([partition.name for partition in partitions_list()])
+    partitions_forget()
+    yield
+    partitions_forget()

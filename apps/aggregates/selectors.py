@@ -136,6 +136,8 @@ raw (sensor_id, ts, value) AS (
     SELECT r.sensor_id, r.ts, r.value
       FROM pending p
       JOIN ingest_reading r ON r.sensor_id = p.sensor_id AND r.ts >= p.bucket AND r.ts < p.bucket + interval '1 hour'
+     -- Pending hours lie in this range; saying so lets the planner leave out the partitions outside it.
+     WHERE r.ts >= %(hour_lo)s AND r.ts < %(hour_hi)s
 ),
 parts (sensor_id, bucket, min, max, sum, count) AS (
     SELECT sensor_id, bucket, min, max, sum, count FROM rolled

@@ -1,12 +1,10 @@
-"""Writes of the aggregation side: the incremental rollup refresh, its backfill, and the retention purge."""
+"""Writes of the aggregation side: the incremental rollup refresh and its backfill (retention: retention.py)."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,14 +16,14 @@ from apps.aggregates import timescale
 from apps.aggregates.buckets import DAY, HOUR, ceil_to, floor_to
 from apps.aggregates.models import RollupOverflow, RollupState
 from apps.aggregates.sums import is_overflow, sum_sql
+from apps.core.locks import session_advisory_lock
 from apps.ingest.timescale import is_hypertable
 from apps.operations import metrics
 
 logger = logging.getLogger(__name__)
 
-# pg_advisory_lock keys: one refresh and one purge at a time across all workers.
+# pg_advisory_lock key: one refresh at a time across all workers (the purge's is in retention.py).
 REFRESH_LOCK = 5_240_001
-PURGE_LOCK = 5_240_002
 
 # The planner's estimates for ranges only known at run time are large, which turns on JIT compilation: it
 # costs ten times what these statements take (130 ms against 12 for a batch of 10,000 readings). Counting and
@@ -170,21 +168,6 @@ class RefreshOutcome:
         return dict(self.__dict__)
 
 
-@contextmanager
-def _advisory_lock(key: int) -> Iterator[bool]:
-    """A session-level advisory lock, or False at once if another session holds it. Session-level rather
-    than per transaction because a run spans several transactions."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-
-
 def raw_horizon(now: datetime) -> datetime:
     """Buckets from here on still have all their raw readings (the retention purge stays below it)."""
     return floor_to(now - timedelta(days=settings.READINGS_RETENTION_DAYS), DAY) + DAY
@@ -208,7 +191,7 @@ def rollups_refresh(*, now: datetime | None = None, budget_s: float | None = Non
     if timescale.continuous_aggregates_exist(connection):
         outcome.mode = "timescaledb"  # refresh policies keep the continuous aggregates
         return outcome
-    with _advisory_lock(REFRESH_LOCK) as acquired:
+    with session_advisory_lock(REFRESH_LOCK) as acquired:
         if not acquired:
             outcome.skipped = True
             return outcome
@@ -381,126 +364,3 @@ def rollups_rebuild(*, start: datetime, end: datetime, now: datetime | None = No
             {"day_lo": floor_to(start, DAY), "day_hi": ceil_to(end, DAY), **_DAYS_NEVER_FROZEN},
         )
     return hours, days
-
-
-@dataclass
-class PurgeOutcome:
-    skipped: bool = False
-    readings: int = 0
-    hour_rollups: int = 0
-    day_rollups: int = 0
-    chunks_dropped: int = 0
-    more: bool = False
-    readings_before: datetime | None = None
-    rollups_before: datetime | None = None
-
-    def as_dict(self) -> dict:
-        return {
-            key: value.isoformat() if isinstance(value, datetime) else value for key, value in self.__dict__.items()
-        }
-
-
-def retention_purge(*, now: datetime | None = None, budget_s: float | None = None) -> PurgeOutcome:
-    """Delete raw readings older than READINGS_RETENTION_DAYS and rollups older than ROLLUPS_RETENTION_DAYS.
-
-    On plain PostgreSQL, in time windows from the oldest row up to the limit, one transaction each, so no
-    statement holds locks or bloats for long; `more` says the budget ran out first (the caller runs again).
-    On TimescaleDB, drop_chunks drops whole chunks at once. Either way the purge is logged and counted."""
-    started = time.monotonic()
-    now = now or timezone.now()
-    budget_s = settings.RETENTION_PURGE_BUDGET_S if budget_s is None else budget_s
-    outcome = PurgeOutcome(
-        readings_before=now - timedelta(days=settings.READINGS_RETENTION_DAYS),
-        rollups_before=floor_to(now - timedelta(days=settings.ROLLUPS_RETENTION_DAYS), DAY),
-    )
-    with _advisory_lock(PURGE_LOCK) as acquired:
-        if not acquired:
-            outcome.skipped = True
-            return outcome
-        if is_hypertable(connection):
-            _drop_chunks(outcome)
-        else:
-            deadline = started + budget_s
-            with connection.cursor() as cursor:
-                cursor.execute(_READINGS_SPAN)
-                oldest_reading = cursor.fetchone()[0]
-            outcome.readings, more_readings = _delete_in_windows(
-                "ingest_reading",
-                "ts",
-                oldest=oldest_reading,
-                before=outcome.readings_before,
-                step=timedelta(minutes=settings.RETENTION_PURGE_CHUNK_MINUTES),
-                deadline=deadline,
-            )
-            outcome.hour_rollups, more_hours = _delete_in_windows(
-                "aggregates_rolluphour",
-                "bucket",
-                oldest=_oldest("aggregates_rolluphour"),
-                before=outcome.rollups_before,
-                step=DAY,
-                deadline=deadline,
-            )
-            outcome.day_rollups, more_days = _delete_in_windows(
-                "aggregates_rollupday",
-                "bucket",
-                oldest=_oldest("aggregates_rollupday"),
-                before=outcome.rollups_before,
-                step=timedelta(days=31),
-                deadline=deadline,
-            )
-            outcome.more = more_readings or more_hours or more_days
-        RollupState.objects.update_or_create(
-            pk=RollupState.SINGLETON,
-            defaults={
-                "last_purge_at": now,
-                "last_purge_readings": outcome.readings,
-                "last_purge_rollups": outcome.hour_rollups + outcome.day_rollups,
-            },
-            create_defaults={
-                "watermark": now - timedelta(seconds=settings.AGGREGATES_REFRESH_SETTLE_S),
-                "last_purge_at": now,
-                "last_purge_readings": outcome.readings,
-                "last_purge_rollups": outcome.hour_rollups + outcome.day_rollups,
-            },
-        )
-    logger.info("retention purge: %s", outcome.as_dict())
-    return outcome
-
-
-def _oldest(table: str) -> datetime | None:
-    # Small tables next to readings, and a BRIN index orders nothing: min() is a plain scan, done once a day.
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT min(bucket) FROM {table}")
-        return cursor.fetchone()[0]
-
-
-def _delete_in_windows(
-    table: str, column: str, *, oldest: datetime | None, before: datetime, step: timedelta, deadline: float
-) -> tuple[int, bool]:
-    """Delete rows with `column` < `before`, one window of `step` per transaction from `oldest` up; each
-    window is a BRIN range scan. Returns (rows deleted, whether the deadline stopped it short)."""
-    deleted = 0
-    if oldest is None or oldest >= before:
-        return 0, False
-    low = oldest
-    while low < before:
-        if time.monotonic() > deadline:
-            return deleted, True
-        high = min(low + step, before)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {table} WHERE {column} >= %s AND {column} < %s", [low, high])
-            deleted += cursor.rowcount
-        low = high
-    return deleted, False
-
-
-def _drop_chunks(outcome: PurgeOutcome) -> None:
-    for what, statement in timescale.drop_chunks_statements(
-        readings_retention_days=settings.READINGS_RETENTION_DAYS,
-        rollups_retention_days=settings.ROLLUPS_RETENTION_DAYS,
-    ):
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-            dropped = len(cursor.fetchall())
-        outcome.chunks_dropped += dropped
-        logger.info("retention purge: dropped %s chunks of %s", dropped, what)

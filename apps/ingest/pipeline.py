@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.ingest.adapters import to_epoch_us
 from apps.ingest.models import IngestBatch
+from apps.ingest.partitions import partitions_ensure_for, partitions_forget
 from apps.ingest.payload import NormalizedBatch, describe_ref
 from apps.ingest.resolution import ResolvedDevice, ResolvedSensor, clear_cache, resolve_refs
 from apps.ingest.text import printable
@@ -189,8 +190,10 @@ def batch_process(*, batch_id: str) -> BatchOutcome | None:
             outcome = _store_batch(batch_id)
         except IntegrityError:
             # A sensor was deleted while this process still had it cached (its readings would break the
-            # foreign key). Everything above rolled back; resolve afresh and go again.
+            # foreign key), or a partition this process knew was dropped. Everything above rolled back; resolve
+            # afresh and go again.
             clear_cache()
+            partitions_forget()
             outcome = _store_batch(batch_id)
     except DATA_ERRORS as exc:
         # Some reading's data was refused; everything rolled back. Go again, finding it (no savepoints on the
@@ -384,6 +387,7 @@ def store_readings(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchO
 
 
 def _write(sensor_ids: list[int], timestamps: list[int], values: list[float]) -> int:
+    partitions_ensure_for(timestamps)
     with connection.cursor() as cursor:
         if settings.INGEST_WRITE_METHOD == "unnest":
             cursor.execute(_INSERT_FROM_ARRAYS, [sensor_ids, timestamps, values])

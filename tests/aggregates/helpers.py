@@ -9,6 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.ingest.models import IngestBatch
+from apps.ingest.partitions import partitions_ensure_range
 from apps.ingest.pipeline import STAGE_TABLE, batch_process
 from apps.ingest.services import batch_create, normalize_request
 from tests.factories import API
@@ -45,6 +46,7 @@ def series(key: str, start: datetime, *, count: int, step: timedelta, base: floa
 
 def insert_raw(sensor_id: int, start: datetime, *, count: int, step: timedelta, base: float = 10.0) -> None:
     """Readings written straight into the table, outside any ingest batch (as a bulk load would)."""
+    partitions_ensure_range(start, start + step * (count - 1) + timedelta(microseconds=1))
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO ingest_reading (sensor_id, ts, value)"

@@ -1,5 +1,6 @@
 """The TimescaleDB path: not taken on this plain PostgreSQL, and the SQL it would run, tested as far as plain
-PostgreSQL can: the continuous aggregates' SELECT bodies against the rollup tables."""
+PostgreSQL can: the continuous aggregates' SELECT bodies against the rollup tables, and the purge's
+drop_chunks calls against stand-ins."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.aggregates import timescale
+from apps.aggregates.retention import retention_purge
 from apps.aggregates.selectors import HOUR_TABLE, rollup_source
 from apps.aggregates.services import rollups_refresh
+from apps.ingest.partitions import partitions_list
 from apps.ingest.timescale import timescaledb_available
 from tests.aggregates.helpers import assert_same_rows, insert_raw, rollup_rows
 
@@ -86,3 +89,32 @@ def test_the_continuous_aggregates_compute_what_the_rollup_tables_hold(world):
     assert len(hours) > 3 * 72 and len(days) >= 9
     assert_same_rows(hour_view, hours)
     assert_same_rows(day_view, days)
+
+
+def test_on_a_hypertable_the_purge_drops_chunks_instead_of_partitions(world):
+    """TimescaleDB cannot be installed here: its catalogue view of hypertables and drop_chunks() are stood in
+    for, so the purge takes the TimescaleDB path and sends the statements it would send there."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE SCHEMA timescaledb_information")
+        cursor.execute(
+            "CREATE VIEW timescaledb_information.hypertables AS SELECT 'ingest_reading'::name AS hypertable_name"
+        )
+        cursor.execute("CREATE TEMP TABLE dropped (relation text, older_than interval)")
+        cursor.execute(
+            "CREATE FUNCTION drop_chunks(relation text, older_than interval) RETURNS SETOF text"
+            " LANGUAGE sql AS $$ INSERT INTO dropped VALUES (relation, older_than) RETURNING relation || '_chunk' $$"
+        )
+    partitions_before = partitions_list()
+
+    outcome = retention_purge()
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relation, older_than FROM dropped")
+        calls = cursor.fetchall()
+    assert calls == [
+        ("ingest_reading", timedelta(days=90)),
+        ("aggregates_rollup_hour_cagg", timedelta(days=730)),
+        ("aggregates_rollup_day_cagg", timedelta(days=730)),
+    ]
+    assert (outcome.chunks_dropped, outcome.partitions_dropped) == (3, [])
+    assert partitions_list() == partitions_before

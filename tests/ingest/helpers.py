@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework.test import APIClient
 
 from apps.ingest.models import IngestBatch, LatestReading, Reading
+from apps.ingest.partitions import Partition, day_of_datetime, partitions_list
 from apps.ingest.pipeline import batch_process
 from tests.factories import API
 
@@ -35,3 +37,11 @@ def stored_values(sensor) -> list[tuple[str, float]]:
 def latest(sensor) -> tuple[str, float] | None:
     row = LatestReading.objects.filter(sensor=sensor).first()
     return (row.ts.isoformat().replace("+00:00", "Z"), row.value) if row else None
+
+
+def partition_covering(moment: datetime) -> Partition | None:
+    """The readings partition whose range holds `moment`."""
+    day = day_of_datetime(moment)
+    found = [p for p in partitions_list() if p.start_day <= day < p.end_day]
+    assert len(found) <= 1, found
+    return found[0] if found else None

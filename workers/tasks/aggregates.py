@@ -3,7 +3,8 @@
 from django.conf import settings
 
 from apps.aggregates.exports import export_job_mark_failed, export_job_run, exports_sweep
-from apps.aggregates.services import retention_purge, rollups_refresh
+from apps.aggregates.retention import retention_purge
+from apps.aggregates.services import rollups_refresh
 from workers.base import TelemetryTask
 from workers.celery import app
 

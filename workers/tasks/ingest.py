@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from apps.aggregates.selectors import rollup_source
 from apps.ingest.idempotency import idempotency_keys_purge
+from apps.ingest.partitions import partitions_compact, partitions_ensure_ahead
 from apps.ingest.pipeline import batch_mark_failed, batch_process
 from apps.ingest.services import batch_purge_finished, batch_requeue_stale
 from workers.base import TelemetryTask
@@ -32,6 +33,26 @@ def process_batch(batch_id: str) -> dict | None:
 def requeue_stale_batches() -> int:
     """Beat: queue again batches the broker lost or whose worker vanished."""
     return batch_requeue_stale(older_than_s=settings.CELERY_TASK_TIME_LIMIT + settings.CELERY_VISIBILITY_TIMEOUT_S)
+
+
+@app.task(base=TelemetryTask, name="ingest.create_reading_partitions")
+def create_reading_partitions() -> list[str]:
+    """Beat (hourly): the readings partitions of today and the next READINGS_PARTITIONS_AHEAD_DAYS days, so the
+    store step seldom has to make one; returns the names of those it created."""
+    return partitions_ensure_ahead(days=settings.READINGS_PARTITIONS_AHEAD_DAYS)
+
+
+class CompactionTask(TelemetryTask):
+    # Rebuilding a large day's primary key takes minutes: longer limits than the default. A copy of the message
+    # delivered again after the broker's visibility timeout finds the compaction lock taken and returns.
+    soft_time_limit = settings.READINGS_COMPACT_TIME_LIMIT_S
+    time_limit = settings.READINGS_COMPACT_TIME_LIMIT_S + 30
+
+
+@app.task(base=CompactionTask, name="ingest.compact_reading_partitions")
+def compact_reading_partitions() -> list[str]:
+    """Beat (hourly): rebuild packed the primary keys of the day partitions that are over; returns their names."""
+    return partitions_compact()
 
 
 logger = logging.getLogger(__name__)
