@@ -17,7 +17,6 @@ from apps.aggregates.buckets import DAY, HOUR, ceil_to, floor_to
 from apps.aggregates.models import RollupOverflow, RollupState
 from apps.aggregates.sums import is_overflow, sum_sql
 from apps.core.locks import session_advisory_lock
-from apps.ingest.timescale import is_hypertable
 from apps.operations import metrics
 
 logger = logging.getLogger(__name__)

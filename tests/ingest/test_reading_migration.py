@@ -1,4 +1,4 @@
-"""Migration ingest.0004: an existing readings table becomes partitioned without losing or copying a row, an
+"""Migration ingest.0006: an existing readings table becomes partitioned without losing or copying a row, an
 empty one is simply replaced, a TimescaleDB hypertable is left alone, and migrating back copies the rows
 into a plain table again."""
 
