@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
-from apps.ingest import partitions
+from apps.ingest import partitions, pipeline
+from apps.ingest.adapters import to_epoch_us
 from apps.ingest.models import Reading
 from apps.ingest.partitions import (
     Coverage,
@@ -129,14 +130,32 @@ def test_a_backfill_makes_day_partitions_within_retention_and_few_beyond_it(worl
     assert all(p.end - p.start == timedelta(days=1) for p in recent)
 
 
-def test_timestamps_outside_the_accepted_window_do_not_fail_the_batch(world, admin_api, fresh_partitions):
+def test_timestamps_before_the_accepted_window_are_rejected_and_the_rest_stored(world, admin_api, fresh_partitions):
     sensor = world.sensors["env-001/humidity"]
     moments = ["0001-01-01T00:00:00Z", "1990-06-01T12:00:00Z", _iso(timezone.now().replace(microsecond=0))]
 
     batch = ingest(admin_api, [{"sensor": sensor.key, "ts": ts, "value": 50.0} for ts in moments])
 
-    assert (batch.status, batch.stored, batch.rejected) == ("done", 3, 0)
-    assert [ts for ts, _ in stored_values(sensor)] == ["0001-01-01T00:00:00Z", "1990-06-01T12:00:00Z", moments[2]]
+    assert (batch.status, batch.stored, batch.rejected_by_reason) == ("done", 1, {"timestamp_out_of_range": 2})
+    assert [ts for ts, _ in stored_values(sensor)] == [moments[2]]
+
+
+def test_the_store_step_finds_a_partition_for_any_timestamp_postgresql_can_hold(world, fresh_partitions):
+    """The door refuses readings before 2000, but the store step does not depend on it: readings of year 1 or
+    1990 (an older producer's batch, a direct caller) still find a partition."""
+    sensor = world.sensors["env-001/humidity"]
+    moments = [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(1990, 6, 1, 12, tzinfo=UTC),
+        timezone.now().replace(microsecond=0),
+    ]
+    timestamps = [to_epoch_us(moment) for moment in moments]
+
+    with transaction.atomic():
+        stored = pipeline._write([sensor.pk] * 3, timestamps, [50.0] * 3)
+
+    assert stored == 3
+    assert [ts for ts, _ in stored_values(sensor)] == [_iso(moment) for moment in moments]
 
 
 def test_once_its_days_are_known_the_store_step_asks_nothing(
