@@ -141,7 +141,12 @@ def test_readings_by_sensor_and_range_newest_first_with_cursor_pages(world, admi
     )
     body = response.json()
     assert [r["value"] for r in body["results"]] == [7.0, 6.0, 5.0, 4.0]
-    assert body["results"][0] == {"sensor": "env-001/temperature", "ts": "2026-02-12T16:07:00Z", "value": 7.0}
+    assert body["results"][0] == {
+        "sensor": "env-001/temperature",
+        "sensor_id": world.sensors["env-001/temperature"].pk,
+        "ts": "2026-02-12T16:07:00Z",
+        "value": 7.0,
+    }
     rest = viewer_api.get(body["next"]).json()
     assert [r["value"] for r in rest["results"]] == [3.0, 2.0]
     assert rest["next"] is None
