@@ -47,7 +47,7 @@ from apps.aggregates.selectors import (
     iter_aggregate_rows,
 )
 from apps.core.errors import ApplicationError
-from apps.core.query import as_query_params, validated
+from apps.core.query import as_parameters, validated
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def export_query(kind: str, params) -> dict:
 def _normalized(kind: str, query: dict) -> dict:
     """The checked query as parameters, its time range fixed (the defaults resolved), so a job run later
     exports the same rows; the format is the job's own."""
-    params = as_query_params(QUERIES[kind], query)
+    params = as_parameters(QUERIES[kind], query)
     params.pop("format", None)
     return params
 

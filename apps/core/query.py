@@ -47,7 +47,7 @@ class QueryMixin:
         return self._query
 
 
-def as_query_params(serializer_class: type[serializers.Serializer], query: Mapping[str, Any]) -> dict[str, Any]:
+def as_parameters(serializer_class: type[serializers.Serializer], query: Mapping[str, Any]) -> dict[str, Any]:
     """Validated data back as the parameters that say the same (None left out), to be kept and checked again
     later (an export job's)."""
     representation = serializer_class().to_representation(query)
