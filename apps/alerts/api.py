@@ -228,7 +228,12 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
     location = serializers.PrimaryKeyRelatedField(
         queryset=Location.objects.all(), allow_null=True, required=False, help_text="Covers its whole subtree."
     )
-    device = serializers.PrimaryKeyRelatedField(queryset=Device.objects.all(), allow_null=True, required=False)
+    device = serializers.PrimaryKeyRelatedField(
+        queryset=Device.objects.all(), allow_null=True, required=False, help_text="Device id."
+    )
+    device_id = serializers.CharField(
+        source="device.device_id", read_only=True, allow_null=True, default=None, help_text="Device external id."
+    )
     created_by = UsernameField()
     active = serializers.SerializerMethodField(help_text="Whether the window is in force now.")
 
@@ -239,6 +244,7 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
             "name",
             "location",
             "device",
+            "device_id",
             "starts_at",
             "ends_at",
             "reason",

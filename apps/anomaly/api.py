@@ -72,6 +72,10 @@ class AnomalyRuleSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {
+            "sensor_type": {"help_text": "Sensor type id (a type's rule)."},
+            "sensor": {"help_text": "Sensor id (an override): the writable reference (its key is `sensor_key`)."},
+        }
         validators: list = []  # the one-rule-per-type/sensor constraints are checked in validate() to name the field
 
     @extend_schema_field(EffectiveParametersSerializer)

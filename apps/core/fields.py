@@ -104,7 +104,6 @@ class _QueryField:
 
     def __init__(self, **kwargs):
         kwargs.setdefault("default", None)
-        kwargs.setdefault("allow_null", kwargs["default"] is None)
         super().__init__(**kwargs)
 
     def get_value(self, dictionary):
@@ -207,6 +206,9 @@ class _PositiveIntField(_QueryField, serializers.Field):
         if error:
             raise serializers.ValidationError(error)
         return number
+
+    def to_representation(self, value: int) -> int:
+        return value
 
 
 @extend_schema_field(OpenApiTypes.INT)

@@ -31,6 +31,7 @@ class ThresholdSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {"sensor_type": {"help_text": "Sensor type id."}}
         validators: list = []  # (sensor_type, name) uniqueness: threshold_create/update check it, naming the field
 
 
@@ -84,6 +85,10 @@ class ThresholdMappingSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {
+            "sensor": {"help_text": "Sensor id: the writable reference (its key is `sensor_key`)."},
+            "threshold": {"help_text": "Threshold id."},
+        }
         validators: list = []  # (sensor, threshold) uniqueness: mapping_create/update check it, naming the field
 
     def get_effective(self, mapping: SensorThresholdMapping) -> dict:
