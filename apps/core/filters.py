@@ -14,6 +14,7 @@ from django.db import models
 from django_filters import rest_framework
 from django_filters.rest_framework.filterset import FILTER_FOR_DBFIELD_DEFAULTS
 from drf_spectacular.utils import extend_schema_field
+from rest_framework import filters, serializers
 
 from apps.core.fields import (
     DEVICE_HELP,
@@ -148,3 +149,12 @@ class FilterBackend(rest_framework.DjangoFilterBackend):
     """DjangoFilterBackend whose FilterSets made from a view's `filterset_fields` derive from FilterSet above."""
 
     filterset_base = FilterSet
+
+
+class SearchFilter(filters.SearchFilter):
+    """DRF's search, whose term refuses control characters like every text parameter, naming `search`."""
+
+    def get_search_terms(self, request):
+        if error := text_error(request.query_params.get(self.search_param, "")):
+            raise serializers.ValidationError({self.search_param: [error]})
+        return super().get_search_terms(request)

@@ -19,8 +19,9 @@ from tests.core.test_openapi import openapi_document
 from tests.factories import API, assert_error_shape
 
 APPS_DIR = Path(apps.__file__).parent
-# The modules that may read request.query_params: the query serializers' runner and the page-number paginator.
-INPUT_LAYER = {"apps/core/query.py", "apps/core/pagination.py"}
+# The modules that may read request.query_params: the query serializers' runner, the page-number paginator and
+# the search filter (django-filter reads the FilterSets' parameters itself).
+INPUT_LAYER = {"apps/core/query.py", "apps/core/pagination.py", "apps/core/filters.py"}
 
 
 def _operations():
@@ -151,6 +152,8 @@ TEXT_PARAMETERS = [
     ("thresholds/", "name"),
     ("threshold-mappings/", "sensor_key"),
     ("commands/", "cmd"),
+    ("devices/", "search"),
+    ("alerts/", "search"),
 ]
 # Where an unknown sensor, type or location is a 400 naming it: the endpoints that compute over what they name.
 REFUSE_UNKNOWN = {
