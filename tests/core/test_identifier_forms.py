@@ -44,39 +44,42 @@ def _file(response) -> bytes:
 class Case:
     path: str
     parameter: str
-    kind: str
+    kind: str = ""  # what the parameter names, when not its own name
     extra: dict = field(default_factory=dict)
     answer: Callable = _results
     # Whether the endpoint answers without the parameter (then the filter must leave rows out).
     optional: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", self.kind or self.parameter)
 
     def __str__(self) -> str:
         return f"{self.path}?{self.parameter}"
 
 
 CASES = [
-    Case("realtime/", "sensor", "sensor"),
-    Case("realtime/", "device", "device"),
-    Case("realtime/", "sensor_type", "sensor_type"),
-    Case("readings/", "sensor", "sensor", extra={"order": "oldest"}, optional=False),
+    Case("realtime/", "sensor"),
+    Case("realtime/", "device"),
+    Case("realtime/", "sensor_type"),
+    Case("readings/", "sensor", extra={"order": "oldest"}, optional=False),
     *(
-        Case(path, parameter, parameter, extra=WINDOW, answer=answer, optional=False)
+        Case(path, parameter, extra=WINDOW, answer=answer, optional=False)
         for path, answer in (("aggregates/", _series), ("exports/readings", _file), ("exports/aggregates", _file))
         for parameter in ("sensor", "sensor_type")
     ),
-    Case("alerts/", "sensor", "sensor"),
-    Case("alerts/", "device", "device"),
-    Case("alerts/", "sensor_type", "sensor_type"),
-    Case("sensors/", "device", "device"),
-    Case("sensors/", "sensor_type", "sensor_type"),
-    Case("devices/", "has_sensor_type", "sensor_type"),
-    Case("thresholds/", "sensor_type", "sensor_type"),
-    Case("threshold-mappings/", "sensor", "sensor"),
-    Case("anomaly-rules/", "sensor", "sensor"),
-    Case("anomaly-rules/", "sensor_type", "sensor_type"),
-    Case("commands/", "device", "device"),
-    Case("maintenance-windows/", "device", "device"),
-    Case("subscriptions/", "sensor_type", "sensor_type"),
+    Case("alerts/", "sensor"),
+    Case("alerts/", "device"),
+    Case("alerts/", "sensor_type"),
+    Case("sensors/", "device"),
+    Case("sensors/", "sensor_type"),
+    Case("devices/", "has_sensor_type", kind="sensor_type"),
+    Case("thresholds/", "sensor_type"),
+    Case("threshold-mappings/", "sensor"),
+    Case("anomaly-rules/", "sensor"),
+    Case("anomaly-rules/", "sensor_type"),
+    Case("commands/", "device"),
+    Case("maintenance-windows/", "device"),
+    Case("subscriptions/", "sensor_type"),
 ]
 
 
