@@ -29,7 +29,7 @@ from apps.aggregates.exports import (
 )
 from apps.aggregates.formats import CONTENT_TYPES, csv_chunks, file_chunks, ndjson_chunks, write_file
 from apps.aggregates.models import ExportJob
-from apps.aggregates.params import AggregateQuerySerializer, Selection, aggregate_query_of
+from apps.aggregates.params import AggregatesQuery, Selection, aggregate_query_of
 from apps.aggregates.selectors import AggregateQuery, Series, aggregate_series
 from apps.core.fields import QueryTextField
 from apps.core.query import QueryMixin
@@ -113,7 +113,7 @@ def describe_series(query: AggregateQuery, selection: Selection, series: list[Se
 
 class AggregatesView(QueryMixin, APIView):
     renderer_classes = [FastJSONRenderer]
-    query_serializer_class = AggregateQuerySerializer
+    query_serializer_class = AggregatesQuery
 
     @extend_schema(
         responses={200: AggregateAnswerSerializer},

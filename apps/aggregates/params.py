@@ -136,15 +136,14 @@ class SelectionQuery(serializers.Serializer):
         return {**attrs, "start": start, "end": end}
 
 
-class AggregateQuerySerializer(SelectionQuery):
-    interval = ChoiceField(choices=INTERVALS, default="hour", label="interval", help_text="Bucket length.")
+class AggregatesQuery(SelectionQuery):
+    interval = ChoiceField(choices=INTERVALS, default="hour", help_text="Bucket length.")
     functions = ChoiceListField(
         choices=FUNCTIONS, default=FUNCTIONS, help_text=f"Comma-separated, any of {', '.join(FUNCTIONS)}. Default all."
     )
     group_by = ChoiceField(
         choices=GROUP_BY,
         default="sensor",
-        label="group_by",
         help_text="One series per sensor (default), per location of the sensors, or one for all of them.",
     )
 
@@ -153,11 +152,11 @@ FORMAT_FIELD_HELP = "File format. Default csv."
 
 
 class ReadingsExportQuery(SelectionQuery):
-    format = ChoiceField(choices=FORMATS, default="csv", label="format", help_text=FORMAT_FIELD_HELP)
+    format = ChoiceField(choices=FORMATS, default="csv", help_text=FORMAT_FIELD_HELP)
 
 
-class AggregatesExportQuery(AggregateQuerySerializer):
-    format = ChoiceField(choices=FORMATS, default="csv", label="format", help_text=FORMAT_FIELD_HELP)
+class AggregatesExportQuery(AggregatesQuery):
+    format = ChoiceField(choices=FORMATS, default="csv", help_text=FORMAT_FIELD_HELP)
 
 
 def _sensors(query: Mapping) -> dict[int, SensorInfo]:
@@ -201,7 +200,7 @@ def selection_of(query: Mapping) -> Selection:
 
 
 def aggregate_query_of(query: Mapping, *, limit_size: bool = True) -> tuple[AggregateQuery, Selection]:
-    """The aggregate query of a checked query (an AggregateQuerySerializer's validated data). With
+    """The aggregate query of a checked query (an AggregatesQuery's validated data). With
     `limit_size`, an answer of more than AGGREGATES_MAX_BUCKETS buckets per series or AGGREGATES_MAX_POINTS in
     all is refused (exports take any size)."""
     selection = selection_of(query)

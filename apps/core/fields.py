@@ -190,14 +190,14 @@ class ChoiceListField(_QueryField, serializers.Field):
 
 
 class ChoiceField(_QueryField, serializers.ChoiceField):
-    """One of `choices`; the error names them."""
+    """One of `choices`; the error names the parameter and the choices."""
 
-    def __init__(self, *, choices: Iterable[str], label: str = "value", **kwargs):
-        choices = list(choices)
-        kwargs.setdefault(
-            "error_messages", {"invalid_choice": f"Unknown {label} '{{input}}'; use one of {', '.join(choices)}."}
-        )
-        super().__init__(choices=choices, **kwargs)
+    def to_internal_value(self, data):
+        if str(data) not in self.choice_strings_to_values:
+            raise serializers.ValidationError(
+                f"Unknown {self.field_name} '{data}'; use one of {', '.join(self.choice_strings_to_values)}."
+            )
+        return super().to_internal_value(data)
 
 
 class _PositiveIntField(_QueryField, serializers.Field):

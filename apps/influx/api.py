@@ -56,9 +56,7 @@ def _error(name: str, fields: dict) -> OpenApiResponse:
 class WriteQuery(serializers.Serializer):
     org = QueryTextField(help_text="Accepted and ignored.")
     bucket = QueryTextField(help_text="Accepted and ignored.")
-    precision = ChoiceField(
-        choices=PRECISIONS, default="ns", label="precision", help_text="Of the timestamps; default ns."
-    )
+    precision = ChoiceField(choices=PRECISIONS, default="ns", help_text="Of the timestamps; default ns.")
 
 
 class WriteView(QueryMixin, APIView):

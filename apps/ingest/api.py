@@ -360,9 +360,7 @@ class ReadingsQuery(serializers.Serializer):
     sensor_id = IdListField(help_text="Sensor ids, comma-separated: the same as giving them in `sensor`.")
     start = FlexibleTimeField(help_text="From (inclusive): ISO 8601 or YYYYMMDD.")
     end = FlexibleTimeField(help_text="To (exclusive): ISO 8601 or YYYYMMDD.")
-    order = ChoiceField(
-        choices=["newest", "oldest"], default="newest", label="order", help_text="Default newest first."
-    )
+    order = ChoiceField(choices=["newest", "oldest"], default="newest", help_text="Default newest first.")
     cursor = QueryTextField(help_text="The position, from a page's `next` or `previous` link.")
     page_size = PageSizeField(default=1000, maximum=10_000, capped=True)
 
