@@ -147,3 +147,18 @@ def test_readings_take_sensor_id_as_an_alias_of_ids_in_sensor(plant, viewer_api)
     both = viewer_api.get(f"{API}/readings/", {"sensor": NAMED["sensor"][0], "sensor_id": second}).json()
 
     assert by_sensor["results"] and by_alias == by_sensor == both
+
+
+def test_subscriptions_filter_by_location_subtree_as_every_list_does(world, operator_api):
+    channels = [{"type": "email", "target": "ops@example.com"}]
+    for name, location in (("a", world.building_a), ("a1-south", world.area_a1_south), ("b", world.building_b)):
+        body = {"name": name, "location": location.pk, "channels": channels}
+        assert operator_api.post(f"{API}/subscriptions/", body, format="json").status_code == 201
+
+    def names(location) -> set[str]:
+        response = operator_api.get(f"{API}/subscriptions/", {"location": location.pk})
+        return {row["name"] for row in response.json()["results"]}
+
+    assert names(world.building_a) == {"a", "a1-south"}
+    assert names(world.factory) == {"a", "a1-south", "b"}
+    assert names(world.area_a1_north) == set()

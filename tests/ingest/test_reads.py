@@ -172,6 +172,10 @@ def test_readings_accept_dates_as_yyyymmdd(world, admin_api):
         ("?sensor=env-001/temperature&start=noon", "start"),
         ("?sensor_id=x", "sensor_id"),
         ("?sensor=a&order=up", "order"),
+        ("?sensor=a&page_size=0", "page_size"),
+        ("?sensor=a&page_size=ten", "page_size"),
+        (f"?sensor={2**63}", "sensor"),
+        ("?sensor=a&end=2026-02-30", "end"),
     ],
 )
 def test_readings_bad_queries_are_400_naming_the_parameter(world, admin_api, query, field):
