@@ -10,7 +10,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
@@ -18,18 +18,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.roles import Role, role_of
-from apps.aggregates.buckets import INTERVALS, iso_in_zone
+from apps.aggregates.buckets import iso_in_zone
 from apps.aggregates.exports import (
+    QUERIES,
     ExportPlan,
     download_signature,
     export_job_check_download,
     export_job_create,
     export_plan,
 )
-from apps.aggregates.formats import CONTENT_TYPES, FORMATS, csv_chunks, file_chunks, ndjson_chunks, write_file
+from apps.aggregates.formats import CONTENT_TYPES, csv_chunks, file_chunks, ndjson_chunks, write_file
 from apps.aggregates.models import ExportJob
-from apps.aggregates.params import Selection, parse_aggregate_query, refuse
-from apps.aggregates.selectors import FUNCTIONS, GROUP_BY, AggregateQuery, Series, aggregate_series
+from apps.aggregates.params import AggregatesQuery, Selection, aggregate_query_of
+from apps.aggregates.selectors import AggregateQuery, Series, aggregate_series
+from apps.core.fields import QueryTextField
+from apps.core.query import QueryMixin
 from apps.core.schema import ErrorSerializer
 
 
@@ -38,38 +41,6 @@ class FastJSONRenderer(JSONRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return b"" if data is None else orjson.dumps(data)
-
-
-SELECTION_PARAMETERS = [
-    OpenApiParameter("sensor", str, description="Sensor keys or ids, comma-separated."),
-    OpenApiParameter("sensor_type", str, description="Sensor type code or id: all its sensors (within `location`)."),
-    OpenApiParameter("location", int, description="Location id: only sensors in its subtree."),
-    OpenApiParameter(
-        "start",
-        str,
-        description="From (inclusive): ISO 8601, or YYYYMMDD for midnight in `tz`. Default: a day before `end`.",
-    ),
-    OpenApiParameter(
-        "end",
-        str,
-        description="To (exclusive): ISO 8601, or YYYYMMDD for midnight in `tz`. Default: a day after `start`, or now.",
-    ),
-    OpenApiParameter(
-        "tz", str, description="IANA time zone for day, week and month buckets, YYYYMMDD dates and the timestamps out."
-    ),
-]
-AGGREGATE_PARAMETERS = [
-    OpenApiParameter("interval", str, enum=list(INTERVALS), description="Bucket length. Default hour."),
-    OpenApiParameter(
-        "functions", str, description=f"Comma-separated, any of {', '.join(FUNCTIONS)}. Default all of them."
-    ),
-    OpenApiParameter(
-        "group_by",
-        str,
-        enum=list(GROUP_BY),
-        description="One series per sensor (default), per location of the sensors, or one for all of them.",
-    ),
-]
 
 
 class BucketSerializer(serializers.Serializer):
@@ -85,8 +56,13 @@ class BucketSerializer(serializers.Serializer):
 
 class SeriesSerializer(serializers.Serializer):
     sensor = serializers.CharField(allow_null=True, help_text="Sensor key (group_by=sensor).")
-    sensor_id = serializers.IntegerField(allow_null=True)
-    sensor_type = serializers.CharField(allow_null=True, help_text="Code, when all sensors of the series share it.")
+    sensor_id = serializers.IntegerField(allow_null=True, help_text="Sensor id (group_by=sensor).")
+    sensor_type = serializers.IntegerField(
+        allow_null=True, help_text="Sensor type id, when all sensors of the series share it."
+    )
+    sensor_type_code = serializers.CharField(
+        allow_null=True, help_text="Sensor type code, when all sensors of the series share it."
+    )
     unit = serializers.CharField(allow_null=True)
     location = serializers.IntegerField(allow_null=True, help_text="Location id (group_by=sensor or location).")
     location_path = serializers.CharField(allow_null=True)
@@ -115,14 +91,16 @@ def describe_series(query: AggregateQuery, selection: Selection, series: list[Se
         groups.setdefault(0, [])
     described = []
     for key, sensors in groups.items():
-        types = {sensor.sensor_type for sensor in sensors}
+        types = {(sensor.sensor_type_id, sensor.sensor_type_code) for sensor in sensors}
+        sensor_type, sensor_type_code = types.pop() if len(types) == 1 else (None, None)
         units = {sensor.unit for sensor in sensors}
         first = sensors[0] if sensors else None
         described.append(
             {
                 "sensor": first.key if query.group_by == "sensor" else None,
                 "sensor_id": first.id if query.group_by == "sensor" else None,
-                "sensor_type": types.pop() if len(types) == 1 else None,
+                "sensor_type": sensor_type,
+                "sensor_type_code": sensor_type_code,
                 "unit": units.pop() if len(units) == 1 else None,
                 "location": first.location_id if first and query.group_by != "all" else None,
                 "location_path": first.location_path if first and query.group_by != "all" else None,
@@ -133,11 +111,11 @@ def describe_series(query: AggregateQuery, selection: Selection, series: list[Se
     return described
 
 
-class AggregatesView(APIView):
+class AggregatesView(QueryMixin, APIView):
     renderer_classes = [FastJSONRenderer]
+    query_serializer_class = AggregatesQuery
 
     @extend_schema(
-        parameters=SELECTION_PARAMETERS + AGGREGATE_PARAMETERS,
         responses={200: AggregateAnswerSerializer},
         summary="Min, max, avg, sum and count per bucket, per sensor, per location or over all selected sensors",
         description=(
@@ -150,7 +128,7 @@ class AggregatesView(APIView):
         tags=["aggregates"],
     )
     def get(self, request):
-        query, selection = parse_aggregate_query(request.query_params)
+        query, selection = aggregate_query_of(self.query)
         zone = zoneinfo.ZoneInfo(query.tz)
         series = aggregate_series(query, render_bucket=lambda moment: iso_in_zone(moment, zone))
         return Response(
@@ -253,18 +231,15 @@ EXPORT_RESPONSES = {
         ErrorSerializer, description="EXPORTS_MAX_ACTIVE_JOBS_PER_USER of your export jobs are queued or running."
     ),
 }
-FORMAT_PARAMETER = OpenApiParameter("format", str, enum=list(FORMATS), description="File format. Default csv.")
 
 
-class ExportView(APIView):
+class ExportView(QueryMixin, APIView):
     kind: str = ""
     content_negotiation_class = IgnoreFormatNegotiation
 
     def get(self, request):
-        format = request.query_params.get("format") or "csv"
-        if format not in FORMATS:
-            refuse("format", f"Unknown format '{format}'; use one of {', '.join(FORMATS)}.")
-        plan = export_plan(self.kind, request.query_params)
+        format = self.query["format"]
+        plan = export_plan(self.kind, self.query)
         if plan.estimated_rows > settings.EXPORTS_SYNC_MAX_ROWS:
             job = export_job_create(plan=plan, format=format, user_id=request.user.pk)
             data = ExportJobSerializer(job, context={"request": request}).data
@@ -274,9 +249,9 @@ class ExportView(APIView):
 
 class ReadingsExportView(ExportView):
     kind = ExportJob.Kind.READINGS
+    query_serializer_class = QUERIES[kind]
 
     @extend_schema(
-        parameters=[FORMAT_PARAMETER, *SELECTION_PARAMETERS],
         responses=EXPORT_RESPONSES,
         summary="Raw readings (sensor, ts, value) as CSV, NDJSON or XLSX",
         tags=["exports"],
@@ -287,9 +262,9 @@ class ReadingsExportView(ExportView):
 
 class AggregatesExportView(ExportView):
     kind = ExportJob.Kind.AGGREGATES
+    query_serializer_class = QUERIES[kind]
 
     @extend_schema(
-        parameters=[FORMAT_PARAMETER, *SELECTION_PARAMETERS, *AGGREGATE_PARAMETERS],
         responses=EXPORT_RESPONSES,
         summary="Aggregates (as /api/v1/aggregates/, one row per series and bucket) as CSV, NDJSON or XLSX",
         tags=["exports"],
@@ -314,14 +289,18 @@ class ExportJobViewSet(viewsets.ReadOnlyModelViewSet):
         return jobs
 
 
-class ExportDownloadView(APIView):
+class DownloadQuery(serializers.Serializer):
+    signature = QueryTextField(help_text="From the job's download_url.")
+
+
+class ExportDownloadView(QueryMixin, APIView):
     """The file of a done job: its signed link, with the credentials of its creator or an admin (see
     export_job_check_download for the rule)."""
 
     content_negotiation_class = IgnoreFormatNegotiation
+    query_serializer_class = DownloadQuery
 
     @extend_schema(
-        parameters=[OpenApiParameter("signature", str, description="From the job's download_url.")],
         responses={
             **{
                 (200, content_type): OpenApiResponse(OpenApiTypes.BINARY, description="The export file.")
@@ -347,7 +326,7 @@ class ExportDownloadView(APIView):
             job=job,
             user_id=request.user.pk,
             is_admin=role_of(request.user) == Role.ADMIN,
-            signature=request.query_params.get("signature"),
+            signature=self.query["signature"],
         )
         response = StreamingHttpResponse(
             file_chunks(default_storage.open(job.file)), content_type=CONTENT_TYPES[job.format]

@@ -30,7 +30,15 @@ from django.utils import timezone
 from apps.aggregates.buckets import bucket_count_bound, iso_in_zone
 from apps.aggregates.formats import write_file
 from apps.aggregates.models import ExportJob
-from apps.aggregates.params import Selection, parse_aggregate_query, parse_selection, refuse, series_count
+from apps.aggregates.params import (
+    AggregatesExportQuery,
+    ReadingsExportQuery,
+    Selection,
+    aggregate_query_of,
+    refuse,
+    selection_of,
+    series_count,
+)
 from apps.aggregates.selectors import (
     AggregateQuery,
     aggregate_rows,
@@ -39,6 +47,7 @@ from apps.aggregates.selectors import (
     iter_aggregate_rows,
 )
 from apps.core.errors import ApplicationError
+from apps.core.query import as_parameters, validated
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +72,21 @@ class ExportPlan:
     params: dict
 
 
-def _normalized(params, selection: Selection) -> dict:
-    """The request's parameters with the time range fixed, so a job run later exports the same range."""
-    values = {name: params.get(name) for name in params if name != "format"}
-    values.update(start=selection.start.isoformat(), end=selection.end.isoformat(), tz=selection.tz)
-    return values
+QUERIES = {ExportJob.Kind.READINGS: ReadingsExportQuery, ExportJob.Kind.AGGREGATES: AggregatesExportQuery}
+
+
+def export_query(kind: str, params) -> dict:
+    """Raw parameters of an export (a query string, or a job's stored ones) checked by the kind's serializer;
+    an ApplicationError naming each bad parameter."""
+    return validated(QUERIES[kind], params)
+
+
+def _normalized(kind: str, query: dict) -> dict:
+    """The checked query as parameters, its time range fixed (the defaults resolved), so a job run later
+    exports the same rows; the format is the job's own."""
+    params = as_parameters(QUERIES[kind], query)
+    params.pop("format", None)
+    return params
 
 
 def readings_rows(selection: Selection) -> Iterator[tuple]:
@@ -118,12 +137,13 @@ def aggregate_export_rows(query: AggregateQuery, selection: Selection) -> Iterat
         yield (*series, label, *(values[name] for name in query.functions))
 
 
-def export_plan(kind: str, params) -> ExportPlan:
-    """Check an export request (ApplicationError naming the bad parameter) and plan its rows. More rows than
-    EXPORTS_MAX_ROWS are refused: readings counted in [start, end), aggregates as buckets times series."""
+def export_plan(kind: str, query: dict) -> ExportPlan:
+    """Plan the rows of a checked export query (export_query), or an ApplicationError naming the parameter to
+    change. More rows than EXPORTS_MAX_ROWS are refused: readings counted in [start, end), aggregates as
+    buckets times series."""
     limit = settings.EXPORTS_MAX_ROWS
     if kind == ExportJob.Kind.READINGS:
-        selection = parse_selection(params)
+        selection = selection_of(query)
         estimate = readings_count(selection)
         if estimate > limit:
             message = (
@@ -136,24 +156,24 @@ def export_plan(kind: str, params) -> ExportPlan:
             header=READINGS_HEADER,
             rows=readings_rows(selection),
             estimated_rows=estimate,
-            params=_normalized(params, selection),
+            params=_normalized(kind, query),
         )
-    query, selection = parse_aggregate_query(params, limit_size=False)
-    buckets = bucket_count_bound(interval=query.interval, start=query.start, end=query.end)
-    estimate = buckets * series_count(query, selection)
+    aggregate, selection = aggregate_query_of(query, limit_size=False)
+    buckets = bucket_count_bound(interval=aggregate.interval, start=aggregate.start, end=aggregate.end)
+    estimate = buckets * series_count(aggregate, selection)
     if estimate > limit:
         refuse(
             "interval",
-            f"Up to {estimate:,} rows ({buckets:,} {query.interval}s of [start, end) for each series), more than "
-            f"the {limit:,} one export may hold (EXPORTS_MAX_ROWS): use a longer interval, a shorter range, fewer "
-            "sensors or group_by=location or all.",
+            f"Up to {estimate:,} rows ({buckets:,} {aggregate.interval}s of [start, end) for each series), more "
+            f"than the {limit:,} one export may hold (EXPORTS_MAX_ROWS): use a longer interval, a shorter range, "
+            "fewer sensors or group_by=location or all.",
         )
     return ExportPlan(
         kind=kind,
-        header=[*series_columns(query), "bucket", *query.functions],
-        rows=aggregate_export_rows(query, selection),
+        header=[*series_columns(aggregate), "bucket", *aggregate.functions],
+        rows=aggregate_export_rows(aggregate, selection),
         estimated_rows=estimate,
-        params=_normalized(params, selection),
+        params=_normalized(kind, query),
     )
 
 
@@ -210,7 +230,7 @@ def export_job_run(*, export_id: str) -> ExportJob | None:
         return None
     job = ExportJob.objects.get(pk=export_id)
     try:
-        plan = export_plan(job.kind, job.params)
+        plan = export_plan(job.kind, export_query(job.kind, job.params))
     except ApplicationError as exc:
         job.status, job.error, job.finished_at, job.lease_until = ExportJob.Status.FAILED, exc.message, now, None
         job.save(update_fields=["status", "error", "finished_at", "lease_until"])

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC
-
 import django_filters
-from django import forms
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -16,29 +13,19 @@ from apps.accounts.roles import Role
 from apps.alerts.models import Alert, AlertEvent, MaintenanceWindow, Severity
 from apps.alerts.selectors import alerts_queryset
 from apps.alerts.services import alert_acknowledge, alert_resolve, maintenance_window_save
+from apps.core.filters import (
+    FilterSet,
+    IdListFilter,
+    TextFilter,
+    TimeFilter,
+    device_filter,
+    sensor_filter,
+    sensor_type_filter,
+)
 from apps.core.schema import ErrorSerializer
-from apps.core.timeparams import FlexibleDateTimeField, FlexibleDateTimeFilter
 from apps.devices.models import Device
 from apps.locations.api import SubtreeFilter
 from apps.locations.models import Location
-
-
-class _UtcDateTimeField(FlexibleDateTimeField):
-    # PostgreSQL refuses offsets beyond ±15:59 that Python accepts; in UTC every valid moment is fine.
-    def to_python(self, value):
-        moment = super().to_python(value)
-        if moment is None:
-            return None
-        try:
-            return moment.astimezone(UTC)
-        except (OverflowError, ValueError):
-            raise forms.ValidationError("Out of the range of supported times.") from None
-
-
-class TimeFilter(FlexibleDateTimeFilter):
-    """ISO 8601 with offset, or YYYYMMDD; compared in UTC."""
-
-    field_class = _UtcDateTimeField
 
 
 class UsernameField(serializers.CharField):
@@ -72,13 +59,18 @@ class AlertSerializer(serializers.ModelSerializer):
         default=None,
         help_text="Sensor key; null for a device-offline alert.",
     )
-    sensor_id = serializers.IntegerField(read_only=True, allow_null=True)
+    sensor_id = serializers.IntegerField(read_only=True, allow_null=True, help_text="Sensor id.")
     threshold = serializers.IntegerField(source="threshold_id", read_only=True, allow_null=True)
-    device = serializers.IntegerField(source="device_id", read_only=True)
+    device = serializers.IntegerField(source="device_id", read_only=True, help_text="Device id.")
     device_id = serializers.CharField(source="device.device_id", read_only=True, help_text="Device external id.")
-    sensor_type = serializers.CharField(source="sensor_type.code", read_only=True, allow_null=True, default=None)
+    sensor_type = serializers.IntegerField(
+        source="sensor_type_id", read_only=True, allow_null=True, help_text="Sensor type id."
+    )
+    sensor_type_code = serializers.CharField(
+        source="sensor_type.code", read_only=True, allow_null=True, default=None, help_text="Sensor type code."
+    )
     unit = serializers.CharField(source="sensor_type.unit", read_only=True, allow_null=True, default=None)
-    location = serializers.IntegerField(source="location_id", read_only=True, allow_null=True)
+    location = serializers.IntegerField(source="location_id", read_only=True, allow_null=True, help_text="Location id.")
     location_path = serializers.CharField(source="location.full_path", read_only=True, allow_null=True, default=None)
     acknowledged_by = UsernameField()
     resolved_by = UsernameField()
@@ -94,6 +86,7 @@ class AlertSerializer(serializers.ModelSerializer):
             "device",
             "device_id",
             "sensor_type",
+            "sensor_type_code",
             "unit",
             "location",
             "location_path",
@@ -136,20 +129,20 @@ class ResolveSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=5000, help_text="Why the alert is closed by hand.")
 
 
-class AlertFilter(django_filters.FilterSet):
+class AlertFilter(FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=Alert.State.choices, help_text="Repeat for several.")
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices, help_text="Repeat for several.")
     kind = django_filters.ChoiceFilter(choices=Alert.Kind.choices)
     active = django_filters.BooleanFilter(method="filter_active", help_text="true: open or acknowledged.")
-    sensor = django_filters.CharFilter(field_name="sensor__key", help_text="Sensor key.")
-    sensor_id = django_filters.NumberFilter(field_name="sensor_id")
-    device = django_filters.NumberFilter(field_name="device_id", help_text="Device id.")
-    device_id = django_filters.CharFilter(field_name="device__device_id", help_text="Device external id.")
-    sensor_type = django_filters.CharFilter(field_name="sensor_type__code", help_text="Sensor type code.")
-    threshold = django_filters.NumberFilter(field_name="threshold_id")
+    sensor = sensor_filter()
+    sensor_id = IdListFilter(field_name="sensor_id", help_text="Sensor ids, comma-separated (as in `sensor`).")
+    device = device_filter()
+    device_id = TextFilter(field_name="device__device_id", help_text="Device external id (as in `device`).")
+    sensor_type = sensor_type_filter()
+    threshold = IdListFilter(field_name="threshold_id", help_text="Threshold ids, comma-separated.")
     location = SubtreeFilter(field="location")
-    opened_after = TimeFilter(field_name="opened_at", lookup_expr="gte", help_text="ISO 8601 or YYYYMMDD.")
-    opened_before = TimeFilter(field_name="opened_at", lookup_expr="lt", help_text="ISO 8601 or YYYYMMDD.")
+    opened_after = TimeFilter(field_name="opened_at", lookup_expr="gte")
+    opened_before = TimeFilter(field_name="opened_at", lookup_expr="lt")
     active_at = TimeFilter(
         field_name="opened_at",
         method="filter_active_at",
@@ -235,7 +228,12 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
     location = serializers.PrimaryKeyRelatedField(
         queryset=Location.objects.all(), allow_null=True, required=False, help_text="Covers its whole subtree."
     )
-    device = serializers.PrimaryKeyRelatedField(queryset=Device.objects.all(), allow_null=True, required=False)
+    device = serializers.PrimaryKeyRelatedField(
+        queryset=Device.objects.all(), allow_null=True, required=False, help_text="Device id."
+    )
+    device_id = serializers.CharField(
+        source="device.device_id", read_only=True, allow_null=True, default=None, help_text="Device external id."
+    )
     created_by = UsernameField()
     active = serializers.SerializerMethodField(help_text="Whether the window is in force now.")
 
@@ -246,6 +244,7 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
             "name",
             "location",
             "device",
+            "device_id",
             "starts_at",
             "ends_at",
             "reason",
@@ -260,13 +259,14 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
         return window.starts_at <= timezone.now() < window.ends_at
 
 
-class MaintenanceWindowFilter(django_filters.FilterSet):
+class MaintenanceWindowFilter(FilterSet):
     location = SubtreeFilter(field="location")
+    device = device_filter()
     active = django_filters.BooleanFilter(method="filter_active", help_text="true: in force now.")
 
     class Meta:
         model = MaintenanceWindow
-        fields = ["device"]
+        fields: list[str] = []
 
     def filter_active(self, queryset, name, value):
         if value is None:

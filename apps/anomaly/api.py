@@ -7,6 +7,7 @@ from rest_framework import serializers, viewsets
 from apps.accounts.roles import Role
 from apps.anomaly.models import AnomalyRule
 from apps.anomaly.selectors import rule_parameters
+from apps.core.filters import FilterSet, TextFilter, sensor_filter, sensor_type_filter
 from apps.locations.api import SubtreeFilter
 
 
@@ -33,8 +34,12 @@ class EffectiveParametersSerializer(serializers.Serializer):
 
 class AnomalyRuleSerializer(serializers.ModelSerializer):
     scope = serializers.CharField(read_only=True, help_text="sensor_type (a type's rule) or sensor (an override).")
-    sensor_type_code = serializers.CharField(source="sensor_type.code", read_only=True, default=None)
-    sensor_key = serializers.CharField(source="sensor.key", read_only=True, default=None)
+    sensor_type_code = serializers.CharField(
+        source="sensor_type.code", read_only=True, default=None, help_text="Sensor type code (a type's rule)."
+    )
+    # `sensor` is the writable reference of an override, an id, as in threshold mappings.
+    sensor_id = serializers.IntegerField(read_only=True, allow_null=True, help_text="Sensor id (an override).")
+    sensor_key = serializers.CharField(source="sensor.key", read_only=True, default=None, help_text="Sensor key.")
     effective = serializers.SerializerMethodField(
         help_text="The parameters in force: defaults, then the type's rule, then the override."
     )
@@ -47,6 +52,7 @@ class AnomalyRuleSerializer(serializers.ModelSerializer):
             "sensor_type",
             "sensor_type_code",
             "sensor",
+            "sensor_id",
             "sensor_key",
             "enabled",
             "sensitivity",
@@ -66,6 +72,10 @@ class AnomalyRuleSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {
+            "sensor_type": {"help_text": "Sensor type id (a type's rule)."},
+            "sensor": {"help_text": "Sensor id (an override): the writable reference (its key is `sensor_key`)."},
+        }
         validators: list = []  # the one-rule-per-type/sensor constraints are checked in validate() to name the field
 
     @extend_schema_field(EffectiveParametersSerializer)
@@ -95,19 +105,21 @@ class AnomalyRuleSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class AnomalyRuleFilter(django_filters.FilterSet):
+class AnomalyRuleFilter(FilterSet):
     scope = django_filters.ChoiceFilter(
         choices=[("sensor_type", "sensor_type"), ("sensor", "sensor")],
         method="filter_scope",
         help_text="sensor_type: the types' rules; sensor: the sensors' overrides.",
     )
-    sensor_type_code = django_filters.CharFilter(field_name="sensor_type__code")
-    sensor_key = django_filters.CharFilter(field_name="sensor__key")
+    sensor_type = sensor_type_filter()
+    sensor_type_code = TextFilter(field_name="sensor_type__code", help_text="Sensor type code (as in `sensor_type`).")
+    sensor = sensor_filter()
+    sensor_key = TextFilter(field_name="sensor__key", help_text="Sensor key (as in `sensor`).")
     location = SubtreeFilter(field="sensor__location")
 
     class Meta:
         model = AnomalyRule
-        fields = ["sensor_type", "sensor", "enabled", "sensitivity", "seasonality"]
+        fields = ["enabled", "sensitivity", "seasonality"]
 
     def filter_scope(self, qs, name, value):
         return qs.filter(sensor__isnull=value == "sensor_type") if value else qs

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import uuid
 
-import django_filters
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -15,13 +14,17 @@ from apps.accounts.roles import Role
 from apps.commands.models import Command, command_name_validator
 from apps.commands.services import MAX_DETAIL_LENGTH, Ack, command_create, command_record_ack, json_object_errors
 from apps.core.errors import ApplicationError
-from apps.core.timeparams import FlexibleDateTimeFilter
+from apps.core.filters import FilterSet, TextFilter, TimeFilter, device_filter
 from apps.devices.models import Device
 
 
 class CommandSerializer(serializers.ModelSerializer):
     cmd_id = serializers.UUIDField(source="id", read_only=True)
-    device_external_id = serializers.CharField(source="device.device_id", read_only=True)
+    device = serializers.IntegerField(source="device_id", read_only=True, help_text="Device id.")
+    device_id = serializers.CharField(source="device.device_id", read_only=True, help_text="Device external id.")
+    device_external_id = serializers.CharField(
+        source="device.device_id", read_only=True, help_text="Device external id (the same as `device_id`)."
+    )
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None, allow_null=True)
     acked_by = serializers.CharField(
         source="acked_by.username",
@@ -43,6 +46,7 @@ class CommandSerializer(serializers.ModelSerializer):
         fields = [
             "cmd_id",
             "device",
+            "device_id",
             "device_external_id",
             "cmd",
             "params",
@@ -93,14 +97,15 @@ class CommandAckSerializer(serializers.Serializer):
         return value
 
 
-class CommandFilter(django_filters.FilterSet):
-    device_external_id = django_filters.CharFilter(field_name="device__device_id")
-    created_after = FlexibleDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = FlexibleDateTimeFilter(field_name="created_at", lookup_expr="lt")
+class CommandFilter(FilterSet):
+    device = device_filter()
+    device_external_id = TextFilter(field_name="device__device_id", help_text="Device external id (as in `device`).")
+    created_after = TimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = TimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Command
-        fields = ["device", "status", "cmd"]
+        fields = ["status", "cmd"]
 
 
 class CommandListMixin:

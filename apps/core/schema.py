@@ -1,7 +1,8 @@
-"""OpenAPI generation: every operation also documents the error answers it can give, in the one error shape.
+"""OpenAPI generation: every operation also documents the error answers it can give, in the one error shape,
+and the query parameters of a view with a query serializer (apps/core/query.py) are that serializer's fields.
 
 Clients (and schema-driven tests) can then rely on the schema for 4xx answers too, instead of meeting
-undocumented status codes.
+undocumented status codes, and on its parameters being the ones the view checks.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class AutoSchema(openapi.AutoSchema):
+    def get_override_parameters(self):
+        query_serializer = getattr(self.view, "query_serializer_class", None)
+        return [*super().get_override_parameters(), *([query_serializer] if query_serializer else [])]
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         for code, description in self._error_responses().items():

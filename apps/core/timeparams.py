@@ -1,4 +1,7 @@
-"""Time query parameters: ISO 8601 timestamps (with offset; naive ones are UTC) or YYYYMMDD dates."""
+"""Time query parameters: ISO 8601 timestamps (with offset; naive ones are UTC) or YYYYMMDD dates.
+
+The rule of the read APIs' time parameters; apps/core/fields.py and apps/core/filters.py apply it to query
+serializers and FilterSets."""
 
 from __future__ import annotations
 
@@ -6,10 +9,12 @@ import re
 import zoneinfo
 from datetime import UTC, datetime
 
-import django_filters
-from django import forms
+_DATE_ONLY = re.compile(r"[0-9]{8}")
 
-_DATE_ONLY = re.compile(r"^\d{8}$")
+
+def is_date(raw: str) -> bool:
+    """Whether a time parameter is a YYYYMMDD date (its moment depends on a time zone)."""
+    return _DATE_ONLY.fullmatch(raw.strip()) is not None
 
 
 def parse_time_param(raw: str, *, tz: str | None = None) -> datetime:
@@ -17,7 +22,7 @@ def parse_time_param(raw: str, *, tz: str | None = None) -> datetime:
     Raises ValueError with a message fit for the API."""
     text = raw.strip()
     zone = zoneinfo.ZoneInfo(tz) if tz else UTC
-    if _DATE_ONLY.match(text):
+    if is_date(text):
         try:
             return datetime.strptime(text, "%Y%m%d").replace(tzinfo=zone)
         except ValueError:
@@ -32,19 +37,3 @@ def parse_time_param(raw: str, *, tz: str | None = None) -> datetime:
         return moment.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"'{raw}' is out of range.") from None
-
-
-class FlexibleDateTimeField(forms.Field):
-    def to_python(self, value):
-        if value in (None, ""):
-            return None
-        try:
-            return parse_time_param(str(value))
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
-
-
-class FlexibleDateTimeFilter(django_filters.Filter):
-    """Accepts ISO 8601 timestamps with offset or YYYYMMDD dates."""
-
-    field_class = FlexibleDateTimeField

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -9,6 +8,7 @@ from rest_framework.response import Response
 from apps.accounts.permissions import request_device
 from apps.accounts.roles import Role
 from apps.core.errors import ApplicationError
+from apps.core.filters import FilterSet, TextFilter, device_filter, sensor_type_filter
 from apps.core.schema import ErrorSerializer
 from apps.devices.models import Device, Sensor, SensorType
 from apps.devices.services import device_create, device_record_heartbeat, device_rotate_key, sensor_create
@@ -113,9 +113,9 @@ class HeartbeatSerializer(serializers.Serializer):
     fw_version = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
-class DeviceFilter(django_filters.FilterSet):
+class DeviceFilter(FilterSet):
     location = SubtreeFilter(field="location")
-    has_sensor_type = django_filters.CharFilter(field_name="sensors__sensor_type__code", distinct=True)
+    has_sensor_type = sensor_type_filter("sensors__sensor_type", distinct=True)
 
     class Meta:
         model = Device
@@ -171,9 +171,16 @@ class SensorSerializer(serializers.ModelSerializer):
     key = serializers.CharField(
         max_length=300, required=False, help_text="Defaults to device_id/type_code[/channel]; fixed at creation."
     )
-    location = serializers.PrimaryKeyRelatedField(queryset=Location.objects.all(), allow_null=True, required=False)
-    device_external_id = serializers.CharField(source="device.device_id", read_only=True)
-    sensor_type_code = serializers.CharField(source="sensor_type.code", read_only=True)
+    device = serializers.PrimaryKeyRelatedField(queryset=Device.objects.all(), help_text="Device id.")
+    device_id = serializers.CharField(source="device.device_id", read_only=True, help_text="Device external id.")
+    device_external_id = serializers.CharField(
+        source="device.device_id", read_only=True, help_text="Device external id (the same as `device_id`)."
+    )
+    sensor_type = serializers.PrimaryKeyRelatedField(queryset=SensorType.objects.all(), help_text="Sensor type id.")
+    sensor_type_code = serializers.CharField(source="sensor_type.code", read_only=True, help_text="Sensor type code.")
+    location = serializers.PrimaryKeyRelatedField(
+        queryset=Location.objects.all(), allow_null=True, required=False, help_text="Location id."
+    )
     unit = serializers.CharField(source="sensor_type.unit", read_only=True)
 
     class Meta:
@@ -182,6 +189,7 @@ class SensorSerializer(serializers.ModelSerializer):
             "id",
             "key",
             "device",
+            "device_id",
             "device_external_id",
             "sensor_type",
             "sensor_type_code",
@@ -226,14 +234,16 @@ class SensorSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class SensorFilter(django_filters.FilterSet):
+class SensorFilter(FilterSet):
     location = SubtreeFilter(field="location")
-    sensor_type_code = django_filters.CharFilter(field_name="sensor_type__code")
-    device_external_id = django_filters.CharFilter(field_name="device__device_id")
+    device = device_filter()
+    device_external_id = TextFilter(field_name="device__device_id", help_text="Device external id (as in `device`).")
+    sensor_type = sensor_type_filter()
+    sensor_type_code = TextFilter(field_name="sensor_type__code", help_text="Sensor type code (as in `sensor_type`).")
 
     class Meta:
         model = Sensor
-        fields = ["device", "sensor_type", "channel", "key"]
+        fields = ["channel", "key"]
 
 
 class SensorViewSet(viewsets.ModelViewSet):

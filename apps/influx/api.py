@@ -11,12 +11,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import request_device
+from apps.core.fields import ChoiceField, QueryTextField
+from apps.core.query import QueryMixin
 from apps.influx.authentication import InfluxTokenAuthentication
 from apps.influx.body import BadBody, BodyTooLarge, UnsupportedEncoding, read_body
 from apps.influx.errors import InfluxError, influx_error_body, influx_exception_handler
@@ -51,7 +53,14 @@ def _error(name: str, fields: dict) -> OpenApiResponse:
     )
 
 
-class WriteView(APIView):
+class WriteQuery(serializers.Serializer):
+    org = QueryTextField(help_text="Accepted and ignored.")
+    bucket = QueryTextField(help_text="Accepted and ignored.")
+    precision = ChoiceField(choices=PRECISIONS, default="ns", help_text="Of the timestamps; default ns.")
+
+
+class WriteView(QueryMixin, APIView):
+    query_serializer_class = WriteQuery
     authentication_classes = [InfluxTokenAuthentication]
     parser_classes: list = []  # the body is read raw (apps/influx/body.py)
     write_role = IngestView.write_role  # who may send readings is ingest's rule
@@ -70,11 +79,6 @@ class WriteView(APIView):
             "key implies its own device). `Content-Encoding: gzip` is accepted. Answers 204, or 400 naming the "
             "refused lines after writing the others. See docs/protocols.md."
         ),
-        parameters=[
-            OpenApiParameter("org", str, description="Accepted and ignored."),
-            OpenApiParameter("bucket", str, description="Accepted and ignored."),
-            OpenApiParameter("precision", str, enum=list(PRECISIONS), description="Of the timestamps; default ns."),
-        ],
         request={"text/plain": OpenApiTypes.STR},
         responses={
             204: OpenApiResponse(description="Every line was taken; the Location header names the ingest batch."),
@@ -89,9 +93,7 @@ class WriteView(APIView):
     )
     def post(self, request):
         received_at = timezone.now()
-        precision = request.query_params.get("precision") or "ns"
-        if precision not in PRECISIONS:
-            raise InfluxError(400, f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        precision = self.query["precision"]  # a bad one is a 400 in InfluxDB's shape (influx_exception_handler)
         limit = settings.INFLUX_MAX_BODY_BYTES
         try:
             raw = read_body(request._request, limit=limit)

@@ -14,10 +14,23 @@ from rest_framework.views import APIView
 from apps.accounts.permissions import request_device
 from apps.accounts.roles import Role, role_of
 from apps.core.errors import ApplicationError
-from apps.core.pagination import positive_int
+from apps.core.fields import (
+    DEVICE_HELP,
+    SENSOR_HELP,
+    SENSOR_TYPE_HELP,
+    ChoiceField,
+    ChoiceListField,
+    FlexibleTimeField,
+    IdListField,
+    IdOrKeyListField,
+    IdsAndKeys,
+    PageField,
+    PageSizeField,
+    QueryTextField,
+)
 from apps.core.parsers import FastJSONParser
+from apps.core.query import QueryMixin
 from apps.core.schema import ErrorSerializer
-from apps.core.timeparams import parse_time_param
 from apps.devices.models import Sensor
 from apps.ingest import idempotency
 from apps.ingest.csv_import import csv_import_create
@@ -25,7 +38,7 @@ from apps.ingest.models import IngestBatch
 from apps.ingest.pipeline import Reason
 from apps.ingest.selectors import RealtimeFilters, RealtimeStatus, readings_queryset, realtime_rows
 from apps.ingest.services import batch_create, count_readings, normalize_request
-from apps.locations.selectors import location_subtree_prefix
+from apps.locations.api import SubtreeField
 from apps.operations.throttling import WeightedRateThrottle
 
 
@@ -256,70 +269,45 @@ class ImportView(APIView):
 
 class RealtimeRowSerializer(serializers.Serializer):
     sensor = serializers.CharField(help_text="Sensor key.")
-    sensor_id = serializers.IntegerField()
-    device = serializers.IntegerField()
+    sensor_id = serializers.IntegerField(help_text="Sensor id.")
+    device = serializers.IntegerField(help_text="Device id.")
     device_id = serializers.CharField(help_text="Device external id.")
-    sensor_type = serializers.CharField()
+    sensor_type = serializers.IntegerField(help_text="Sensor type id.")
+    sensor_type_code = serializers.CharField(help_text="Sensor type code.")
     unit = serializers.CharField()
-    location = serializers.IntegerField(allow_null=True)
+    location = serializers.IntegerField(allow_null=True, help_text="Location id.")
     location_path = serializers.CharField(allow_null=True)
     ts = serializers.DateTimeField(allow_null=True)
     value = serializers.FloatField(allow_null=True)
     status = serializers.ChoiceField(choices=RealtimeStatus.choices)
 
 
-def _int_list(request, name: str) -> list[int] | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return [int(part) for part in raw.split(",") if part.strip()]
-    except ValueError:
-        raise ApplicationError(
-            f"'{name}' must be a comma-separated list of ids.", errors={name: ["Not an integer."]}
-        ) from None
-
-
-def _text_list(request, name: str) -> list[str] | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    return [part.strip() for part in raw.split(",") if part.strip()]
-
-
-def _ids(values: list[str] | None) -> list[int] | None:
-    """The values as ids when every one is numeric (then they name rows by id, otherwise by code)."""
-    return [int(value) for value in values] if values and all(value.isdigit() for value in values) else None
-
-
-def _page_params(request, *, default: int, maximum: int) -> tuple[int, int]:
-    page = positive_int(request.query_params.get("page") or 1, "page")
-    size = positive_int(request.query_params.get("page_size") or default, "page_size")
-    if size > maximum:
-        raise ApplicationError(f"page_size must be at most {maximum}.", errors={"page_size": [f"At most {maximum}."]})
-    # The offset is a bigint in SQL; a page that far is past the end of any table there can be.
-    last_page = MAX_OFFSET // size + 1
-    if page > last_page:
-        raise ApplicationError(f"page must be at most {last_page}.", errors={"page": [f"At most {last_page}."]})
-    return page, size
-
-
+# The offset is a bigint in SQL; a page that far is past the end of any table there can be.
 MAX_OFFSET = 2**63 - 1
 
 
-class RealtimeView(APIView):
-    MAX_PAGE_SIZE = 10_000
+class RealtimeQuery(serializers.Serializer):
+    location = SubtreeField()
+    sensor_type = IdOrKeyListField(help_text=SENSOR_TYPE_HELP)
+    device = IdOrKeyListField(help_text=DEVICE_HELP)
+    sensor = IdOrKeyListField(help_text=SENSOR_HELP)
+    status = ChoiceListField(
+        choices=RealtimeStatus.values, help_text="normal, warning, critical, stale (comma-separated)."
+    )
+    page = PageField()
+    page_size = PageSizeField(default=1000, maximum=10_000)
+
+    def validate(self, attrs):
+        last_page = MAX_OFFSET // attrs["page_size"] + 1
+        if attrs["page"] > last_page:
+            raise serializers.ValidationError({"page": [f"At most {last_page}."]})
+        return attrs
+
+
+class RealtimeView(QueryMixin, APIView):
+    query_serializer_class = RealtimeQuery
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("location", int, description="Location id: sensors in its subtree."),
-            OpenApiParameter("sensor_type", str, description="Sensor type ids or codes, comma-separated."),
-            OpenApiParameter("device", str, description="Device ids or external ids, comma-separated."),
-            OpenApiParameter("sensor", str, description="Sensor keys, comma-separated."),
-            OpenApiParameter("status", str, description="normal, warning, critical, stale (comma-separated)."),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int, description=f"Default 1000, at most {MAX_PAGE_SIZE}."),
-        ],
         responses={
             200: inline_serializer(
                 "RealtimePage",
@@ -337,28 +325,14 @@ class RealtimeView(APIView):
         tags=["readings"],
     )
     def get(self, request):
-        page, size = _page_params(request, default=1000, maximum=self.MAX_PAGE_SIZE)
-        location_prefix = None
-        location = _int_list(request, "location")
-        if location:
-            location_prefix = location_subtree_prefix(location[0])
-            if location_prefix is None:
-                raise ApplicationError("Unknown location.", errors={"location": [f"No location {location[0]}."]})
-        types = _text_list(request, "sensor_type")
-        devices = _text_list(request, "device")
-        statuses = _text_list(request, "status")
-        if statuses and set(statuses) - set(RealtimeStatus.values):
-            raise ApplicationError(
-                "Unknown status.", errors={"status": [f"Use any of: {', '.join(RealtimeStatus.values)}."]}
-            )
+        query = self.query
+        page, size = query["page"], query["page_size"]
         filters = RealtimeFilters(
-            location_prefix=location_prefix,
-            sensor_type_ids=_ids(types),
-            sensor_type_codes=None if _ids(types) else types,
-            device_pks=_ids(devices),
-            device_ids=None if _ids(devices) else devices,
-            sensor_keys=_text_list(request, "sensor"),
-            statuses=statuses,
+            location_prefix=query["location"].prefix if query["location"] else None,
+            sensors=query["sensor"],
+            devices=query["device"],
+            sensor_types=query["sensor_type"],
+            statuses=query["status"],
         )
         now = timezone.now()
         rows, total = realtime_rows(filters, limit=size, offset=(page - 1) * size, now=now)
@@ -376,55 +350,56 @@ class RealtimeView(APIView):
 
 class ReadingSerializer(serializers.Serializer):
     sensor = serializers.CharField(source="sensor_key", help_text="Sensor key.")
+    sensor_id = serializers.IntegerField(help_text="Sensor id.")
     ts = serializers.DateTimeField()
     value = serializers.FloatField()
 
 
+class ReadingsQuery(serializers.Serializer):
+    sensor = IdOrKeyListField(help_text=SENSOR_HELP + " This or `sensor_id` is required.")
+    sensor_id = IdListField(help_text="Sensor ids, comma-separated: the same as giving them in `sensor`.")
+    start = FlexibleTimeField(help_text="From (inclusive): ISO 8601 or YYYYMMDD.")
+    end = FlexibleTimeField(help_text="To (exclusive): ISO 8601 or YYYYMMDD.")
+    order = ChoiceField(choices=["newest", "oldest"], default="newest", help_text="Default newest first.")
+    cursor = QueryTextField(help_text="The position, from a page's `next` or `previous` link.")
+    page_size = PageSizeField(default=1000, maximum=10_000, capped=True)
+
+    def validate(self, attrs):
+        if not attrs["sensor"] and not attrs["sensor_id"]:
+            raise serializers.ValidationError({"sensor": ["Give sensor keys or ids (or sensor_id)."]})
+        return attrs
+
+
 class ReadingsCursorPagination(pagination.CursorPagination):
-    page_size = 1000
-    page_size_query_param = "page_size"
-    max_page_size = 10_000
+    """Cursor pages of the view's checked query: its order and page size."""
+
     ordering = "-ts"
 
     def get_ordering(self, request, queryset, view):
-        return ("ts",) if request.query_params.get("order") == "oldest" else ("-ts",)
+        return ("ts",) if view.query["order"] == "oldest" else ("-ts",)
+
+    def get_page_size(self, request):
+        return self.view_query["page_size"]
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.view_query = view.query
+        return super().paginate_queryset(queryset, request, view)
 
 
-class ReadingsView(ListAPIView):
+class ReadingsView(QueryMixin, ListAPIView):
     serializer_class = ReadingSerializer
     pagination_class = ReadingsCursorPagination
+    query_serializer_class = ReadingsQuery
     filter_backends: list = []
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("sensor", str, description="Sensor keys, comma-separated."),
-            OpenApiParameter("sensor_id", str, description="Sensor ids, comma-separated."),
-            OpenApiParameter("start", str, description="From (inclusive): ISO 8601 or YYYYMMDD."),
-            OpenApiParameter("end", str, description="To (exclusive): ISO 8601 or YYYYMMDD."),
-            OpenApiParameter("order", str, enum=["newest", "oldest"], description="Default newest first."),
-        ],
-        summary="Raw readings of one or more sensors, cursor-paginated",
-        tags=["readings"],
-    )
+    @extend_schema(summary="Raw readings of one or more sensors, cursor-paginated", tags=["readings"])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        params = self.request.query_params
-        keys = _text_list(self.request, "sensor")
-        ids = _int_list(self.request, "sensor_id")
-        if not keys and not ids:
-            raise ApplicationError("Name at least one sensor.", errors={"sensor": ["Give sensor keys or sensor_id."]})
-        sensor_ids = list(ids or [])
-        if keys:
-            sensor_ids += list(Sensor.objects.filter(key__in=keys).values_list("id", flat=True))
-        if params.get("order", "newest") not in ("newest", "oldest"):
-            raise ApplicationError("order must be newest or oldest.", errors={"order": ["Use newest or oldest."]})
-        bounds = {}
-        for name in ("start", "end"):
-            raw = params.get(name)
-            try:
-                bounds[name] = parse_time_param(raw) if raw else None
-            except ValueError as exc:
-                raise ApplicationError(str(exc), errors={name: [str(exc)]}) from None
-        return readings_queryset(sensor_ids=sensor_ids, start=bounds["start"], end=bounds["end"])
+        query = self.query
+        named = query["sensor"] or IdsAndKeys()
+        sensor_ids = set(named.ids) | set(query["sensor_id"].ids if query["sensor_id"] else ())
+        if named.keys:
+            sensor_ids |= set(Sensor.objects.filter(key__in=named.keys).values_list("id", flat=True))
+        return readings_queryset(sensor_ids=sorted(sensor_ids), start=query["start"], end=query["end"])

@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from apps.core.fields import IdsAndKeys
 from apps.ingest.models import Reading
 from apps.thresholds.severity import severity_label_sql, severity_rank_sql
 
@@ -25,13 +26,13 @@ class RealtimeStatus:
 
 @dataclass(frozen=True)
 class RealtimeFilters:
+    """All given filters hold together; within one, a row matches any of its ids or keys."""
+
     location_prefix: str | None = None
-    sensor_type_ids: list[int] | None = None
-    sensor_type_codes: list[str] | None = None
-    device_pks: list[int] | None = None
-    device_ids: list[str] | None = None
-    sensor_keys: list[str] | None = None
-    statuses: list[str] | None = None
+    sensors: IdsAndKeys | None = None  # ids or keys
+    devices: IdsAndKeys | None = None  # ids or external ids
+    sensor_types: IdsAndKeys | None = None  # ids or codes
+    statuses: tuple[str, ...] | None = None
 
 
 # Status per sensor in SQL, so filtering by status and paging stay in the database: the latest value
@@ -44,8 +45,8 @@ _SEVERITY_SQL = {
 }
 _REALTIME_SQL = """
 SELECT * FROM (
-    SELECT s.id AS sensor_id, s.key AS sensor, d.id AS device, d.device_id AS device_id, t.code AS sensor_type,
-           t.unit AS unit, s.location_id AS location, l.full_path AS location_path, lr.ts, lr.value,
+    SELECT s.id AS sensor_id, s.key AS sensor, d.id AS device, d.device_id AS device_id, t.id AS sensor_type,
+           t.code AS sensor_type_code, t.unit AS unit, s.location_id AS location, l.full_path AS location_path, lr.ts, lr.value,
            CASE WHEN lr.ts IS NULL OR lr.ts < %(stale_before)s THEN 'stale' ELSE {status} END AS status
       FROM devices_sensor s
       JOIN devices_device d ON d.id = s.device_id
@@ -80,20 +81,18 @@ def realtime_rows(
     if filters.location_prefix is not None:
         conditions.append("l.tree_path LIKE %(location_prefix)s")
         params["location_prefix"] = filters.location_prefix + "%"
-    for column, name, values in (
-        ("t.id", "type_ids", filters.sensor_type_ids),
-        ("t.code", "type_codes", filters.sensor_type_codes),
-        ("d.id", "device_pks", filters.device_pks),
-        ("d.device_id", "device_ids", filters.device_ids),
-        ("s.key", "sensor_keys", filters.sensor_keys),
+    for table, key_column, named in (
+        ("s", "key", filters.sensors),
+        ("d", "device_id", filters.devices),
+        ("t", "code", filters.sensor_types),
     ):
-        if values is not None:
-            conditions.append(f"{column} = ANY(%({name})s)")
-            params[name] = values
+        if named is not None:
+            conditions.append(f"({table}.id = ANY(%({table}_ids)s) OR {table}.{key_column} = ANY(%({table}_keys)s))")
+            params[f"{table}_ids"], params[f"{table}_keys"] = list(named.ids), list(named.keys)
     status_filter = ""
     if filters.statuses is not None:
         status_filter = "WHERE status = ANY(%(statuses)s)"
-        params["statuses"] = filters.statuses
+        params["statuses"] = list(filters.statuses)
     sql = _REALTIME_SQL.format(where=" AND ".join(conditions), status_filter=status_filter, **_SEVERITY_SQL)
     count_sql = "SELECT count(*) FROM (" + sql.split("ORDER BY sensor")[0] + ") counted"
     with connection.cursor() as cursor:

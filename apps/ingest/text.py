@@ -1,20 +1,20 @@
 """What text from a client may reach PostgreSQL: names without control characters, reports made printable.
 
-PostgreSQL refuses NUL in text and jsonb, the sensor references of a batch use \x1f as their separator, and
-undecodable bytes of a CSV file arrive as lone surrogates, which cannot be encoded for the database at all.
+Which characters count as control characters is apps/core/text.py's rule, shared with the read APIs' query
+parameters.
 """
 
 from __future__ import annotations
 
 import re
 
+from apps.core.text import CONTROL as _CONTROL
+from apps.core.text import CONTROL_MESSAGE, has_control
+
+__all__ = ["CONTROL_MESSAGE", "MAX_TEXT", "has_control", "has_undecodable", "identifier_error", "printable"]
+
 MAX_TEXT = 300
-# C0 and C1 control characters, and lone surrogates.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-
-CONTROL_MESSAGE = "Must not contain control characters."
 
 
 def identifier_error(raw: str) -> str | None:
@@ -25,10 +25,6 @@ def identifier_error(raw: str) -> str | None:
     if not raw.isprintable() and has_control(raw):
         return CONTROL_MESSAGE
     return None
-
-
-def has_control(text: str) -> bool:
-    return _CONTROL.search(text) is not None
 
 
 def printable(text: str) -> str:

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
+from apps.core.fields import IdField
+from apps.core.filters import FilterSet, IdFilter
 from apps.locations.models import Location
-from apps.locations.selectors import filter_by_location_subtree
+from apps.locations.selectors import filter_by_location_subtree, location_subtree_prefix
 from apps.locations.services import location_save
+
+SUBTREE_HELP = "Location id: that location and its whole subtree."
 
 
 class LocationSerializer(serializers.ModelSerializer):
@@ -21,12 +27,12 @@ class LocationSerializer(serializers.ModelSerializer):
         validators: list = []
 
 
-class SubtreeFilter(django_filters.NumberFilter):
-    """`?location=ID`: rows at that location or anywhere below it."""
+class SubtreeFilter(IdFilter):
+    """`?location=ID`: rows at that location or anywhere below it; an unknown id matches nothing."""
 
     def __init__(self, *args, field: str = "location", **kwargs):
         self.subtree_field = field
-        kwargs.setdefault("help_text", "Location id: matches that location and its whole subtree.")
+        kwargs.setdefault("help_text", SUBTREE_HELP + " An unknown id matches nothing.")
         super().__init__(*args, **kwargs)
 
     def filter(self, qs, value):
@@ -35,16 +41,39 @@ class SubtreeFilter(django_filters.NumberFilter):
         return filter_by_location_subtree(qs, int(value), field=self.subtree_field)
 
 
-class LocationFilter(django_filters.FilterSet):
-    within = django_filters.NumberFilter(method="filter_within", help_text="Location id: that node and its subtree.")
+@dataclass(frozen=True)
+class Subtree:
+    location_id: int
+    prefix: str  # of the tree_path of every location in it
+
+
+class SubtreeField(IdField):
+    """`?location=ID` of the read APIs: that location's Subtree; an unknown id is a 400."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", SUBTREE_HELP + " An unknown id is a 400.")
+        super().__init__(**kwargs)
+
+    def run_validation(self, data=serializers.empty) -> Subtree | None:
+        location_id = super().run_validation(data)
+        if location_id is None:
+            return None
+        prefix = location_subtree_prefix(location_id)
+        if prefix is None:
+            raise serializers.ValidationError(f"No location {location_id}.")
+        return Subtree(location_id=location_id, prefix=prefix)
+
+    def to_representation(self, value: Subtree) -> int:
+        return value.location_id
+
+
+class LocationFilter(FilterSet):
+    within = SubtreeFilter(field=None)
     root = django_filters.BooleanFilter(field_name="parent", lookup_expr="isnull", help_text="Only top-level nodes.")
 
     class Meta:
         model = Location
         fields = ["parent", "kind", "depth"]
-
-    def filter_within(self, qs, name, value):
-        return filter_by_location_subtree(qs, int(value), field=None) if value is not None else qs
 
 
 @extend_schema_view(

@@ -13,11 +13,13 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.accounts.roles import Role
-from apps.alerts.api import TimeFilter, UsernameField
+from apps.alerts.api import UsernameField
 from apps.alerts.models import Severity
 from apps.core import egress
+from apps.core.filters import FilterSet, TimeFilter, sensor_type_filter
 from apps.core.schema import ErrorSerializer
 from apps.devices.models import SensorType
+from apps.locations.api import SubtreeFilter
 from apps.locations.models import Location
 from apps.notifications.models import Channel, Notification, Subscription, validate_time_zone
 from apps.notifications.services import notification_retry, subscription_rotate_secret, subscription_save
@@ -86,7 +88,12 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     location = serializers.PrimaryKeyRelatedField(
         queryset=Location.objects.all(), allow_null=True, required=False, help_text="Location id: its whole subtree."
     )
-    sensor_type = serializers.PrimaryKeyRelatedField(queryset=SensorType.objects.all(), allow_null=True, required=False)
+    sensor_type = serializers.PrimaryKeyRelatedField(
+        queryset=SensorType.objects.all(), allow_null=True, required=False, help_text="Sensor type id, or null."
+    )
+    sensor_type_code = serializers.CharField(
+        source="sensor_type.code", read_only=True, allow_null=True, default=None, help_text="Sensor type code."
+    )
     channels = ChannelSerializer(many=True, help_text='[{"type": "email" | "webhook" | "sms" | "push", "target": ...}]')
     time_zone = serializers.CharField(max_length=64, required=False, validators=[validate_time_zone])
     storm_limit = serializers.IntegerField(min_value=0, allow_null=True, required=False)
@@ -112,6 +119,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "contact",
             "location",
             "sensor_type",
+            "sensor_type_code",
             "min_severity",
             "channels",
             "notify_on_resolve",
@@ -218,7 +226,9 @@ class NotificationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SubscriptionFilter(django_filters.FilterSet):
+class SubscriptionFilter(FilterSet):
+    location = SubtreeFilter(field="location")
+    sensor_type = sensor_type_filter()
     min_severity = django_filters.ChoiceFilter(choices=Severity.choices)
     channel = django_filters.ChoiceFilter(
         choices=Channel.choices, method="filter_channel", help_text="Subscriptions with a channel of this type."
@@ -226,18 +236,18 @@ class SubscriptionFilter(django_filters.FilterSet):
 
     class Meta:
         model = Subscription
-        fields = ["user", "location", "sensor_type", "enabled"]
+        fields = ["user", "enabled"]
 
     def filter_channel(self, queryset, name, value):
         return queryset.filter(channels__contains=[{"type": value}]) if value else queryset
 
 
-class NotificationFilter(django_filters.FilterSet):
+class NotificationFilter(FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Notification.Status.choices, help_text="Repeat for several.")
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
     kind = django_filters.ChoiceFilter(choices=Notification.Kind.choices)
-    created_after = TimeFilter(field_name="created_at", lookup_expr="gte", help_text="ISO 8601 or YYYYMMDD.")
-    created_before = TimeFilter(field_name="created_at", lookup_expr="lt", help_text="ISO 8601 or YYYYMMDD.")
+    created_after = TimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = TimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Notification
@@ -263,7 +273,7 @@ def _with_secret(subscription: Subscription, secret: str | None) -> dict:
     destroy=extend_schema(tags=["notifications"]),
 )
 class SubscriptionViewSet(viewsets.ModelViewSet):
-    queryset = Subscription.objects.select_related("created_by")
+    queryset = Subscription.objects.select_related("created_by", "sensor_type")
     serializer_class = SubscriptionSerializer
     filterset_class = SubscriptionFilter
     search_fields = ["name", "contact"]

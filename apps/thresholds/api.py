@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import django_filters
 from rest_framework import serializers, viewsets
 
 from apps.accounts.roles import Role
+from apps.core.filters import FilterSet, TextFilter, sensor_filter, sensor_type_filter
 from apps.locations.api import SubtreeFilter
 from apps.thresholds.models import SensorThresholdMapping, Threshold
 from apps.thresholds.selectors import OVERRIDABLE_FIELDS, merge_bands
@@ -11,7 +11,7 @@ from apps.thresholds.services import mapping_create, mapping_update, threshold_c
 
 
 class ThresholdSerializer(serializers.ModelSerializer):
-    sensor_type_code = serializers.CharField(source="sensor_type.code", read_only=True)
+    sensor_type_code = serializers.CharField(source="sensor_type.code", read_only=True, help_text="Sensor type code.")
 
     class Meta:
         model = Threshold
@@ -31,15 +31,17 @@ class ThresholdSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {"sensor_type": {"help_text": "Sensor type id."}}
         validators: list = []  # (sensor_type, name) uniqueness: threshold_create/update check it, naming the field
 
 
-class ThresholdFilter(django_filters.FilterSet):
-    sensor_type_code = django_filters.CharFilter(field_name="sensor_type__code")
+class ThresholdFilter(FilterSet):
+    sensor_type = sensor_type_filter()
+    sensor_type_code = TextFilter(field_name="sensor_type__code", help_text="Sensor type code (as in `sensor_type`).")
 
     class Meta:
         model = Threshold
-        fields = ["sensor_type", "enabled", "name"]
+        fields = ["enabled", "name"]
 
 
 class ThresholdViewSet(viewsets.ModelViewSet):
@@ -58,7 +60,9 @@ class ThresholdViewSet(viewsets.ModelViewSet):
 
 
 class ThresholdMappingSerializer(serializers.ModelSerializer):
-    sensor_key = serializers.CharField(source="sensor.key", read_only=True)
+    # `sensor` is the writable reference, an id, as clients have written and read it from the start.
+    sensor_id = serializers.IntegerField(read_only=True, help_text="Sensor id (the same as `sensor`).")
+    sensor_key = serializers.CharField(source="sensor.key", read_only=True, help_text="Sensor key.")
     effective = serializers.SerializerMethodField(help_text="The bands in force for this sensor after the override.")
 
     class Meta:
@@ -66,6 +70,7 @@ class ThresholdMappingSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "sensor",
+            "sensor_id",
             "sensor_key",
             "threshold",
             "warning_low",
@@ -80,6 +85,10 @@ class ThresholdMappingSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {
+            "sensor": {"help_text": "Sensor id: the writable reference (its key is `sensor_key`)."},
+            "threshold": {"help_text": "Threshold id."},
+        }
         validators: list = []  # (sensor, threshold) uniqueness: mapping_create/update check it, naming the field
 
     def get_effective(self, mapping: SensorThresholdMapping) -> dict:
@@ -87,13 +96,14 @@ class ThresholdMappingSerializer(serializers.ModelSerializer):
         return merge_bands(threshold, {field: getattr(mapping, field) for field in OVERRIDABLE_FIELDS})
 
 
-class ThresholdMappingFilter(django_filters.FilterSet):
+class ThresholdMappingFilter(FilterSet):
     location = SubtreeFilter(field="sensor__location")
-    sensor_key = django_filters.CharFilter(field_name="sensor__key")
+    sensor = sensor_filter()
+    sensor_key = TextFilter(field_name="sensor__key", help_text="Sensor key (as in `sensor`).")
 
     class Meta:
         model = SensorThresholdMapping
-        fields = ["sensor", "threshold", "enabled"]
+        fields = ["threshold", "enabled"]
 
 
 class ThresholdMappingViewSet(viewsets.ModelViewSet):

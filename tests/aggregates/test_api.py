@@ -144,7 +144,9 @@ def test_location_subtree_aggregation(world, viewer_api):
     assert plant["series"][0]["location_path"] == world.area_a1_south.full_path
     expected = raw_buckets([env1.pk, env2.pk], interval="day", tz="UTC", start=start, end=start + timedelta(days=1))
     (day,) = overall["series"][0]["buckets"]
-    assert overall["series"][0]["sensors"] == 2 and overall["series"][0]["sensor_type"] == "temperature"
+    assert overall["series"][0]["sensors"] == 2
+    assert overall["series"][0]["sensor_type"] == world.sensor_types["temperature"].pk
+    assert overall["series"][0]["sensor_type_code"] == "temperature"
     assert day["count"] == sum(values[4] for values in expected.values()) == 720
     assert day["max"] == max(values[1] for values in expected.values())
     assert day["avg"] == pytest.approx(sum(values[3] for values in expected.values()) / 720, rel=1e-12)

@@ -17,7 +17,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from apps.accounts.roles import Role
-from apps.aggregates.exports import export_job_create, export_job_run, export_plan, exports_sweep
+from apps.aggregates.exports import export_job_create, export_job_run, export_plan, export_query, exports_sweep
 from apps.aggregates.models import ExportJob
 from apps.aggregates.services import rollups_refresh
 from apps.core.errors import ApplicationError
@@ -336,7 +336,8 @@ def test_requests_at_the_same_moment_cannot_pass_the_quota_together(world, setti
     monkeypatch.setattr("apps.aggregates.exports.enqueue_export", lambda *, export_id: None)
     settings.EXPORTS_MAX_ACTIVE_JOBS_PER_USER = 1
     user, _ = make_user("viewer", Role.VIEWER)
-    plan = export_plan(ExportJob.Kind.READINGS, {"sensor": "env-001/temperature"})
+    kind = ExportJob.Kind.READINGS
+    plan = export_plan(kind, export_query(kind, {"sensor": "env-001/temperature"}))
     outcomes = at_once(lambda: export_job_create(plan=plan, format="csv", user_id=user.pk), 4)
 
     refused = [outcome for outcome in outcomes if isinstance(outcome, ApplicationError)]

@@ -114,6 +114,7 @@ def test_a_tile_turns_critical_without_a_reload_when_a_breaching_reading_arrives
     assert browser.execute_script("return window.sameDocument") is True, "the page reloaded"
     tile_text = browser.find_element("css selector", f".tile[data-sensor='{VOLTAGE}']").text
     assert "900 V" in tile_text and "ago" in tile_text, tile_text
+    assert "DC voltage" in tile_text, tile_text  # the type's name, looked up by the row's sensor_type_code
     assert tile_status(browser, "env-001/temperature") == "stale"  # never reported
     if has_url("alert-list"):
         # The alert the breach opened is counted at its area and at every location above it.

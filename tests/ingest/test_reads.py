@@ -141,7 +141,12 @@ def test_readings_by_sensor_and_range_newest_first_with_cursor_pages(world, admi
     )
     body = response.json()
     assert [r["value"] for r in body["results"]] == [7.0, 6.0, 5.0, 4.0]
-    assert body["results"][0] == {"sensor": "env-001/temperature", "ts": "2026-02-12T16:07:00Z", "value": 7.0}
+    assert body["results"][0] == {
+        "sensor": "env-001/temperature",
+        "sensor_id": world.sensors["env-001/temperature"].pk,
+        "ts": "2026-02-12T16:07:00Z",
+        "value": 7.0,
+    }
     rest = viewer_api.get(body["next"]).json()
     assert [r["value"] for r in rest["results"]] == [3.0, 2.0]
     assert rest["next"] is None
@@ -167,6 +172,10 @@ def test_readings_accept_dates_as_yyyymmdd(world, admin_api):
         ("?sensor=env-001/temperature&start=noon", "start"),
         ("?sensor_id=x", "sensor_id"),
         ("?sensor=a&order=up", "order"),
+        ("?sensor=a&page_size=0", "page_size"),
+        ("?sensor=a&page_size=ten", "page_size"),
+        (f"?sensor={2**63}", "sensor"),
+        ("?sensor=a&end=2026-02-30", "end"),
     ],
 )
 def test_readings_bad_queries_are_400_naming_the_parameter(world, admin_api, query, field):

@@ -62,7 +62,7 @@
     element.dataset.device = row.device_id;
     element.title = `${row.sensor}: ${row.status}`;
     parts.device.textContent = row.device_id;
-    parts.type.textContent = typeNames[row.sensor_type] || row.sensor_type;
+    parts.type.textContent = typeNames[row.sensor_type_code] || row.sensor_type_code;
     parts.value.textContent = formatValue(row.value, row.unit);
     const container = place(row).tiles;
     if (element.parentElement !== container) container.append(element);
