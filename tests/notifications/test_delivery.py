@@ -12,6 +12,7 @@ from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
+from apps.devices.models import SensorType
 from apps.notifications.channels import ConsoleBackend, Message
 from apps.notifications.models import Notification
 from apps.notifications.services import notification_claim, notification_deliver, retry_delay
@@ -57,6 +58,10 @@ def test_a_webhook_is_signed_with_the_subscription_secret(immediate, receiver):
     body = request.json()
     assert body["type"] == "alert.opened" and body["notification_id"] == notification.pk
     assert body["alert"]["sensor"] == "env-001/temperature"
+    assert (body["alert"]["sensor_type"], body["alert"]["sensor_type_code"]) == (
+        SensorType.objects.get(code="temperature").pk,
+        "temperature",
+    )
     assert (body["alert"]["severity"], body["alert"]["state"], body["alert"]["value"]) == ("critical", "open", 45.0)
     assert body["alert"]["location_path"] == "Plant 1 / Building A / Floor A1 / A1 South"
     assert body["event"]["kind"] == "opened"
