@@ -14,6 +14,11 @@ from apps.notifications.models import Subscription
 _ALWAYS = {AlertEvent.Kind.OPENED, AlertEvent.Kind.ESCALATED}
 
 
+def location_path_of(alert: Alert) -> str | None:
+    """The tree path of the alert's location (loaded with it), for subtree checks."""
+    return alert.location.tree_path if alert.location_id and alert.location else None
+
+
 def in_scope(subscription: Subscription, alert: Alert, location_path: str | None) -> bool:
     """Location subtree and sensor type; an empty field matches everything."""
     if subscription.sensor_type_id is not None and subscription.sensor_type_id != alert.sensor_type_id:
