@@ -1,4 +1,5 @@
-"""Reads of the notifications side: when each subscription last heard of an alert."""
+"""Reads of the notifications side: maintenance windows in force over a span of time, when each subscription
+last heard of an alert."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ from datetime import datetime
 
 from django.db.models import Max
 
-from apps.notifications.models import Notification
+from apps.notifications.models import MaintenanceWindow, Notification
+
+
+def maintenance_windows_covering(*, start: datetime, end: datetime) -> list[MaintenanceWindow]:
+    """Windows overlapping [start, end], with their location's path for subtree checks."""
+    return list(MaintenanceWindow.objects.filter(starts_at__lte=end, ends_at__gt=start).select_related("location"))
 
 
 def last_notified(alert_ids: set[int]) -> dict[tuple[int, int], datetime]:

@@ -1,5 +1,6 @@
 """Alerting comes before notifications in the flow of data (STYLE.md, "Direction of dependencies"): no module
-of apps/alerts imports the notifications side, which picks events up by task name."""
+of apps/alerts imports the notifications side, which picks events up by task name. Maintenance windows, which
+only the fan-out reads, live there."""
 
 from __future__ import annotations
 

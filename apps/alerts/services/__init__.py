@@ -9,7 +9,6 @@
 - `lifecycle.py`: what people do: acknowledge and resolve by hand; and the reminder events of the re-notify beat.
 - `offline.py`: device-offline alerts, opened and resolved by the connectivity sweep.
 - `events.py`: queueing the fan-out of recorded events to the notifications side, after commit.
-- `maintenance.py`: maintenance windows and their rules.
 
 The rules of a single alert (open, escalate, acknowledge, resolve, and the event each records) are methods of
 `Alert` in `apps/alerts/models.py`; these modules load, lock and save.
@@ -23,7 +22,6 @@ involved.
 from apps.alerts.services.evaluation import EvaluationResult, batch_evaluate, batches_requeue_unevaluated
 from apps.alerts.services.events import FAN_OUT_TASK, enqueue_fan_out
 from apps.alerts.services.lifecycle import alert_acknowledge, alert_record_reminders, alert_resolve
-from apps.alerts.services.maintenance import maintenance_window_errors, maintenance_window_save
 from apps.alerts.services.offline import alert_device_offline, alert_device_online
 
 __all__ = [
@@ -37,6 +35,4 @@ __all__ = [
     "batch_evaluate",
     "batches_requeue_unevaluated",
     "enqueue_fan_out",
-    "maintenance_window_errors",
-    "maintenance_window_save",
 ]

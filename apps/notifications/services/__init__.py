@@ -9,8 +9,9 @@
 - `reminders.py`: the beat that reminds subscriptions of unacknowledged alerts;
 - `sweeps.py`: the beat that queues again what a lost message left behind;
 
-and around it: `subscriptions.py` (saving subscriptions, webhook secrets), `queueing.py` (delivery tasks,
-queued after commit), `locks.py` (one advisory lock per beat round).
+and around it: `subscriptions.py` (saving subscriptions, webhook secrets), `maintenance.py` (maintenance
+windows and their rules), `queueing.py` (delivery tasks, queued after commit), `locks.py` (one advisory lock
+per beat round).
 
 Each write is safe to repeat: events are stamped in the transaction that creates their notifications, a
 notification is unique per (event, subscription, channel, target), and a delivery is claimed by one
@@ -26,6 +27,7 @@ from apps.notifications.services.delivery import (
 )
 from apps.notifications.services.digests import notifications_send_digests
 from apps.notifications.services.fan_out import notifications_fan_out
+from apps.notifications.services.maintenance import maintenance_window_errors, maintenance_window_save
 from apps.notifications.services.queueing import DELIVER_TASK, enqueue_delivery
 from apps.notifications.services.reminders import notifications_renotify
 from apps.notifications.services.subscriptions import new_secret, subscription_rotate_secret, subscription_save
@@ -35,6 +37,8 @@ __all__ = [
     "DELIVER_TASK",
     "DeliveryOutcome",
     "enqueue_delivery",
+    "maintenance_window_errors",
+    "maintenance_window_save",
     "new_secret",
     "notification_claim",
     "notification_deliver",

@@ -11,10 +11,9 @@ from django.db.models import Min
 from django.utils import timezone
 
 from apps.alerts.models import AlertEvent
-from apps.alerts.selectors import in_maintenance, maintenance_windows_covering
-from apps.notifications.matching import StormCounter, location_path_of, quiet_now, wants
+from apps.notifications.matching import StormCounter, in_maintenance, location_path_of, quiet_now, wants
 from apps.notifications.models import Notification, Subscription
-from apps.notifications.selectors import last_notified
+from apps.notifications.selectors import last_notified, maintenance_windows_covering
 from apps.notifications.services import queueing
 from apps.notifications.services.subscriptions import channels_of
 

@@ -1,5 +1,5 @@
-"""Maintenance windows: planned periods whose notifications are recorded as suppressed (only the fan-out of
-the notifications side reads them)."""
+"""Maintenance windows: planned periods whose notifications are recorded as suppressed (the fan-out reads
+them through apps/notifications/selectors.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from apps.alerts.models import MaintenanceWindow
 from apps.core.errors import ApplicationError
+from apps.notifications.models import MaintenanceWindow
 
 
 def maintenance_window_errors(window: MaintenanceWindow) -> dict[str, list[str]]:
