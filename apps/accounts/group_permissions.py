@@ -27,8 +27,8 @@ MANAGE = ("add", "change", "delete")
 OPERATOR_MANAGES = {
     "thresholds": {"threshold": MANAGE, "sensorthresholdmapping": MANAGE},
     "anomaly": {"anomalyrule": MANAGE},
-    "notifications": {"subscription": MANAGE},
-    "alerts": {"alert": ("change",), "maintenancewindow": MANAGE},
+    "notifications": {"subscription": MANAGE, "maintenancewindow": MANAGE},
+    "alerts": {"alert": ("change",)},
     "commands": {"command": ("change",)},
 }
 

@@ -5,8 +5,8 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
-from apps.alerts.models import Alert, AlertEvent, MaintenanceWindow, ThresholdState
-from apps.alerts.services import alert_acknowledge, alert_resolve, maintenance_window_errors, maintenance_window_save
+from apps.alerts.models import Alert, AlertEvent, ThresholdState
+from apps.alerts.services import alert_acknowledge, alert_resolve
 from apps.core.errors import ApplicationError
 
 
@@ -119,38 +119,6 @@ class AlertAdmin(admin.ModelAdmin):
             required=True,
             apply=lambda alert, text: alert_resolve(alert_id=alert.pk, user=request.user, reason=text),
         )
-
-
-class MaintenanceWindowForm(forms.ModelForm):
-    class Meta:
-        model = MaintenanceWindow
-        fields = ["name", "location", "device", "starts_at", "ends_at", "reason"]
-
-    def clean(self):
-        cleaned = super().clean()
-        # The service's rules, shown as field errors instead of failing on save.
-        window = MaintenanceWindow(**{field: cleaned.get(field) for field in ("location", "device")})
-        window.starts_at, window.ends_at = cleaned.get("starts_at"), cleaned.get("ends_at")
-        for field, problems in maintenance_window_errors(window).items():
-            for problem in problems:
-                self.add_error(field if field in self.fields else None, problem)
-        return cleaned
-
-
-@admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(admin.ModelAdmin):
-    form = MaintenanceWindowForm
-    list_display = ["name", "location", "device", "starts_at", "ends_at", "created_by"]
-    list_filter = [("ends_at", admin.DateFieldListFilter)]
-    list_select_related = ["location", "device", "created_by"]
-    search_fields = ["name", "reason", "device__device_id", "location__full_path"]
-    autocomplete_fields = ["location", "device"]
-    readonly_fields = ["created_by", "created_at"]
-
-    def save_model(self, request, obj: MaintenanceWindow, form, change: bool) -> None:
-        if not change:
-            obj.created_by = request.user
-        maintenance_window_save(window=obj)
 
 
 @admin.register(ThresholdState)

@@ -2,17 +2,15 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Prefetch, Q
-from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.accounts.roles import Role
-from apps.alerts.models import Alert, AlertEvent, MaintenanceWindow, Severity
+from apps.alerts.models import Alert, AlertEvent, Severity
 from apps.alerts.selectors import alerts_queryset
-from apps.alerts.services import alert_acknowledge, alert_resolve, maintenance_window_save
+from apps.alerts.services import alert_acknowledge, alert_resolve
 from apps.core.filters import (
     FilterSet,
     IdListFilter,
@@ -23,9 +21,7 @@ from apps.core.filters import (
     sensor_type_filter,
 )
 from apps.core.schema import ErrorSerializer
-from apps.devices.models import Device
 from apps.locations.api import SubtreeFilter
-from apps.locations.models import Location
 
 
 class UsernameField(serializers.CharField):
@@ -222,82 +218,3 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         serializer.is_valid(raise_exception=True)
         alert = alert_resolve(alert_id=alert.pk, user=request.user, reason=serializer.validated_data["reason"])
         return self._detail(alert)
-
-
-class MaintenanceWindowSerializer(serializers.ModelSerializer):
-    location = serializers.PrimaryKeyRelatedField(
-        queryset=Location.objects.all(), allow_null=True, required=False, help_text="Covers its whole subtree."
-    )
-    device = serializers.PrimaryKeyRelatedField(
-        queryset=Device.objects.all(), allow_null=True, required=False, help_text="Device id."
-    )
-    device_id = serializers.CharField(
-        source="device.device_id", read_only=True, allow_null=True, default=None, help_text="Device external id."
-    )
-    created_by = UsernameField()
-    active = serializers.SerializerMethodField(help_text="Whether the window is in force now.")
-
-    class Meta:
-        model = MaintenanceWindow
-        fields = [
-            "id",
-            "name",
-            "location",
-            "device",
-            "device_id",
-            "starts_at",
-            "ends_at",
-            "reason",
-            "active",
-            "created_by",
-            "created_at",
-        ]
-        read_only_fields = ["created_by", "created_at"]
-
-    @extend_schema_field(OpenApiTypes.BOOL)
-    def get_active(self, window: MaintenanceWindow) -> bool:
-        return window.starts_at <= timezone.now() < window.ends_at
-
-
-class MaintenanceWindowFilter(FilterSet):
-    location = SubtreeFilter(field="location")
-    device = device_filter()
-    active = django_filters.BooleanFilter(method="filter_active", help_text="true: in force now.")
-
-    class Meta:
-        model = MaintenanceWindow
-        fields: list[str] = []
-
-    def filter_active(self, queryset, name, value):
-        if value is None:
-            return queryset
-        now = timezone.now()
-        in_force = Q(starts_at__lte=now, ends_at__gt=now)
-        return queryset.filter(in_force) if value else queryset.exclude(in_force)
-
-
-@extend_schema_view(
-    list=extend_schema(summary="List maintenance windows", tags=["alerts"]),
-    create=extend_schema(summary="Plan a maintenance window (alerts recorded, not notified)", tags=["alerts"]),
-    retrieve=extend_schema(tags=["alerts"]),
-    update=extend_schema(tags=["alerts"]),
-    partial_update=extend_schema(tags=["alerts"]),
-    destroy=extend_schema(tags=["alerts"]),
-)
-class MaintenanceWindowViewSet(viewsets.ModelViewSet):
-    queryset = MaintenanceWindow.objects.select_related("location", "device", "created_by")
-    serializer_class = MaintenanceWindowSerializer
-    filterset_class = MaintenanceWindowFilter
-    search_fields = ["name", "reason"]
-    ordering_fields = ["id", "starts_at", "ends_at", "name"]
-    write_role = Role.OPERATOR
-
-    def perform_create(self, serializer):
-        window = MaintenanceWindow(created_by=self.request.user, **serializer.validated_data)
-        serializer.instance = maintenance_window_save(window=window)
-
-    def perform_update(self, serializer):
-        window = serializer.instance
-        for field, value in serializer.validated_data.items():
-            setattr(window, field, value)
-        serializer.instance = maintenance_window_save(window=window)

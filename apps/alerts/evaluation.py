@@ -7,14 +7,19 @@ alarm systems do, so a value hovering on a limit cannot flap). A breach opens an
 lasted the minimum duration, measured in reading time; a breach that ends sooner leaves no trace but the
 state. Within an open alert the severity follows the level (escalate, de-escalate), and the return to
 normal resolves it.
+
+This module decides when; what each step does to the alert, and the event it records, are the Alert model's
+methods (`Alert.opened`, `change_severity`, `resolve`), which touch the instance only. The services load the
+state rows and readings and save what `walk` decided (apps/alerts/services/thresholds.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from apps.alerts.models import LEVELS, NORMAL, Alert, AlertEvent, Severity
+from apps.alerts.models import LEVELS, NORMAL, Alert, AlertEvent, Severity, worse
 from apps.thresholds.selectors import EffectiveThreshold
 
 
@@ -64,6 +69,15 @@ def excess(threshold: EffectiveThreshold, value: float) -> float:
     return max(low - value if low is not None else 0.0, value - high if high is not None else 0.0, 0.0)
 
 
+class SensorRow(NamedTuple):
+    """What evaluation knows of a sensor: what an alert of it copies when it opens."""
+
+    sensor_id: int
+    sensor_type_id: int
+    device_id: int
+    location_id: int | None
+
+
 @dataclass
 class PairState:
     """The mutable state of one (sensor, threshold) pair during one evaluation."""
@@ -102,37 +116,35 @@ class Outcome:
         if alert.pk is not None:
             self.changed_alerts[alert.pk] = alert
 
+    def opened(self, alert: Alert, *, at: datetime) -> None:
+        self.new_alerts.append(alert)
+        self.events.append(alert.event(AlertEvent.Kind.OPENED, at=at))
 
-class AlertFactory:
-    """Builds new alerts with what the evaluation knows about a sensor."""
-
-    def __init__(self, sensor_rows: dict[int, dict]) -> None:
-        self.sensor_rows = sensor_rows
-
-    def new(self, pair: PairState, *, severity: str, at: datetime, value: float) -> Alert:
-        sensor = self.sensor_rows[pair.sensor_id]
-        return Alert(
-            kind=Alert.Kind.THRESHOLD,
-            sensor_id=pair.sensor_id,
-            threshold_id=pair.threshold_id,
-            device_id=sensor["device_id"],
-            sensor_type_id=sensor["sensor_type_id"],
-            location_id=sensor["location_id"],
-            severity=severity,
-            max_severity=severity,
-            state=Alert.State.OPEN,
-            breach_started_at=pair.breach_started_at or at,
-            opened_at=at,
-            first_value=pair.breach_first_value if pair.breach_first_value is not None else value,
-            value=value,
-            value_at=at,
-            peak_value=pair.breach_peak_value if pair.breach_peak_value is not None else value,
-            peak_at=pair.breach_peak_at or at,
-        )
+    def record(self, event: AlertEvent | None) -> None:
+        """A lifecycle step of an alert already in the database (None: the step changed nothing)."""
+        if event is not None:
+            self.events.append(event)
+            self.touch(event.alert)
 
 
-def _event(alert: Alert, kind: str, *, at: datetime, value: float | None, comment: str = "") -> AlertEvent:
-    return AlertEvent(alert=alert, kind=kind, at=at, severity=alert.severity, value=value, comment=comment)
+def _open(pair: PairState, sensor: SensorRow, *, severity: str, at: datetime, value: float) -> Alert:
+    """The alert a pending breach opens once it has lasted its minimum duration."""
+    return Alert.opened(
+        Alert.Kind.THRESHOLD,
+        at=at,
+        severity=severity,
+        sensor_id=pair.sensor_id,
+        threshold_id=pair.threshold_id,
+        device_id=sensor.device_id,
+        sensor_type_id=sensor.sensor_type_id,
+        location_id=sensor.location_id,
+        value=value,
+        breach_started_at=pair.breach_started_at,
+        first_value=pair.breach_first_value,
+        peak_value=pair.breach_peak_value,
+        peak_at=pair.breach_peak_at,
+        max_severity=pair.breach_max_level,
+    )
 
 
 def walk(
@@ -140,7 +152,7 @@ def walk(
     threshold: EffectiveThreshold,
     readings: list[tuple[datetime, float]],
     *,
-    factory: AlertFactory,
+    sensor: SensorRow,
     outcome: Outcome,
 ) -> None:
     """Advance one pair through `readings` (ascending ts); readings at or before the pair's last evaluated
@@ -162,37 +174,18 @@ def walk(
                     pair.breach_peak_at = ts
                 elif excess(threshold, value) > excess(threshold, pair.breach_peak_value):
                     pair.breach_peak_value, pair.breach_peak_at = value, ts
-                if LEVELS[level] > LEVELS[pair.breach_max_level]:
-                    pair.breach_max_level = level
+                pair.breach_max_level = worse(pair.breach_max_level, level)
                 if ts - pair.breach_started_at >= min_duration:
-                    alert = factory.new(pair, severity=level, at=ts, value=value)
-                    if LEVELS[pair.breach_max_level] > LEVELS[level]:
-                        alert.max_severity = pair.breach_max_level
-                    pair.alert = alert
+                    pair.alert = _open(pair, sensor, severity=level, at=ts, value=value)
                     pair.clear_breach()
-                    outcome.new_alerts.append(alert)
-                    outcome.events.append(_event(alert, AlertEvent.Kind.OPENED, at=ts, value=value))
+                    outcome.opened(pair.alert, at=ts)
         else:
-            alert.value, alert.value_at = value, ts
-            if excess(threshold, value) > excess(threshold, alert.peak_value):
-                alert.peak_value, alert.peak_at = value, ts
+            alert.observe(value, at=ts, peak=excess(threshold, value) > excess(threshold, alert.peak_value))
             if level == NORMAL:
-                alert.state = Alert.State.RESOLVED
-                alert.resolved_at = ts
-                alert.resolution = Alert.Resolution.CLEARED
-                outcome.events.append(_event(alert, AlertEvent.Kind.RESOLVED, at=ts, value=value))
+                outcome.record(alert.resolve(Alert.Resolution.CLEARED, at=ts))
                 pair.alert = None
-            elif LEVELS[level] != LEVELS[alert.severity]:
-                escalated = LEVELS[level] > LEVELS[alert.severity]
-                alert.severity = level
-                if escalated:
-                    if LEVELS[level] > LEVELS[alert.max_severity]:
-                        alert.max_severity = level
-                    # An acknowledgement was given for the lesser severity; the worse one needs its own.
-                    if alert.state == Alert.State.ACKNOWLEDGED:
-                        alert.state = Alert.State.OPEN
-                kind = AlertEvent.Kind.ESCALATED if escalated else AlertEvent.Kind.DEESCALATED
-                outcome.events.append(_event(alert, kind, at=ts, value=value))
+            else:
+                outcome.record(alert.change_severity(level, at=ts))
             outcome.touch(alert)
         pair.level = level
         pair.last_ts, pair.last_value = ts, value

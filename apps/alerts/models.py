@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.core.errors import ApplicationError
 from apps.devices.models import Device, Sensor, SensorType
 from apps.locations.models import Location
 from apps.thresholds.models import Threshold
@@ -17,6 +20,11 @@ class Severity(models.TextChoices):
 # The evaluation ladder; "normal" is a level of the state machine, never the severity of an alert.
 NORMAL = "normal"
 LEVELS = {NORMAL: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+def worse(first: str, second: str) -> str:
+    """The higher of two levels."""
+    return first if LEVELS[first] >= LEVELS[second] else second
 
 
 class ThresholdState(models.Model):
@@ -44,6 +52,35 @@ class ThresholdState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sensor_id}/{self.threshold_id}: {self.level}"
+
+    # What start_afresh() changes, for save(update_fields=...).
+    AFRESH_FIELDS = (
+        "level",
+        "alert",
+        "breach_started_at",
+        "breach_first_value",
+        "breach_peak_value",
+        "breach_peak_at",
+        "breach_max_level",
+        "updated_at",
+    )
+
+    def start_afresh(self) -> None:
+        """Normal, without a pending breach or an alert: a value still out of its band starts a new breach,
+        which opens a new alert once it has lasted the minimum duration. The newest reading time evaluated
+        stays, so older readings still cannot move the state."""
+        self.level = NORMAL
+        self.alert = None
+        self.breach_started_at = self.breach_first_value = None
+        self.breach_peak_value = self.breach_peak_at = None
+        self.breach_max_level = NORMAL
+
+
+class AlertStateError(ApplicationError):
+    """A lifecycle step the alert's state does not allow (a 409 in the API, naming the state)."""
+
+    def __init__(self, alert: Alert, message: str) -> None:
+        super().__init__(message, errors={"state": [f"The alert is {alert.state}."]}, status_code=409)
 
 
 class Alert(models.Model):
@@ -130,6 +167,109 @@ class Alert(models.Model):
         subject = self.sensor.key if self.sensor_id else f"device {self.device}"
         return f"#{self.pk} {self.severity} {subject} ({self.state})"
 
+    # The lifecycle: single-row rules, applied to the instance only (no queries), so that the database-free
+    # evaluation (apps/alerts/evaluation.py) and the services share them. Each step returns its event, unsaved;
+    # the caller saves the alert and the event (set-wise in evaluation, one by one for people's actions).
+
+    # What acknowledge() and resolve() change, for save(update_fields=...).
+    ACKNOWLEDGE_FIELDS = ("state", "acknowledged_at", "acknowledged_by", "acknowledge_comment", "updated_at")
+    RESOLVE_FIELDS = ("state", "resolved_at", "resolution", "resolution_reason", "resolved_by", "updated_at")
+
+    @classmethod
+    def opened(
+        cls,
+        kind: str,
+        *,
+        at: datetime,
+        severity: str,
+        device_id: int,
+        location_id: int | None,
+        sensor_id: int | None = None,
+        sensor_type_id: int | None = None,
+        threshold_id: int | None = None,
+        value: float | None = None,
+        breach_started_at: datetime | None = None,
+        first_value: float | None = None,
+        peak_value: float | None = None,
+        peak_at: datetime | None = None,
+        max_severity: str | None = None,
+    ) -> Alert:
+        """A new episode, open from `at` (unsaved; its `opened` event is `alert.event(AlertEvent.Kind.OPENED,
+        at=at)`). The breach may have begun earlier (a minimum duration, a device's last sign of life) and
+        been worse or further out on the way there: pass where it began, its first and peak values and its
+        worst severity. Each defaults to the value at `at`."""
+        return cls(
+            kind=kind,
+            sensor_id=sensor_id,
+            threshold_id=threshold_id,
+            device_id=device_id,
+            sensor_type_id=sensor_type_id,
+            location_id=location_id,
+            severity=severity,
+            max_severity=worse(severity, max_severity or severity),
+            state=cls.State.OPEN,
+            breach_started_at=breach_started_at or at,
+            opened_at=at,
+            first_value=first_value if first_value is not None else value,
+            value=value,
+            value_at=at if value is not None else None,
+            peak_value=peak_value if peak_value is not None else value,
+            peak_at=peak_at or (at if value is not None else None),
+        )
+
+    def event(self, kind: str, *, at: datetime, user=None, comment: str = "") -> AlertEvent:
+        """An event of this alert (unsaved), with the alert's severity after the step and its newest value."""
+        return AlertEvent(
+            alert=self, kind=kind, at=at, severity=self.severity, value=self.value, user=user, comment=comment
+        )
+
+    def observe(self, value: float, *, at: datetime, peak: bool) -> None:
+        """A newer value evaluated; `peak` when it lies further outside the band than the peak so far (what
+        "further" means is the evaluation's: distance from a threshold's band)."""
+        self.value, self.value_at = value, at
+        if peak or self.peak_value is None:
+            self.peak_value, self.peak_at = value, at
+
+    def change_severity(self, severity: str, *, at: datetime) -> AlertEvent | None:
+        """Escalate or de-escalate within the same episode; None when the severity stays. An escalation of
+        an acknowledged alert opens it again: the acknowledgement was given for the lesser severity, and the
+        worse one needs its own (reminders start again)."""
+        if severity not in Severity.values:
+            raise ValueError(f"{severity!r} is not an alert severity (a return to normal resolves the alert).")
+        if self.state == self.State.RESOLVED:
+            raise AlertStateError(self, "A resolved alert keeps the severity it ended with.")
+        if severity == self.severity:
+            return None
+        escalated = LEVELS[severity] > LEVELS[self.severity]
+        self.severity = severity
+        if escalated:
+            self.max_severity = worse(self.max_severity, severity)
+            if self.state == self.State.ACKNOWLEDGED:
+                self.state = self.State.OPEN
+        return self.event(AlertEvent.Kind.ESCALATED if escalated else AlertEvent.Kind.DEESCALATED, at=at)
+
+    def acknowledge(self, *, at: datetime, user, comment: str = "") -> AlertEvent:
+        """Someone has seen the alert and is on it: who, when and why. Refused once acknowledged (the first
+        acknowledgement stands) or resolved."""
+        if self.state == self.State.RESOLVED:
+            raise AlertStateError(self, "A resolved alert cannot be acknowledged.")
+        if self.state == self.State.ACKNOWLEDGED:
+            who = self.acknowledged_by.get_username() if self.acknowledged_by_id else "someone"
+            raise AlertStateError(self, f"Already acknowledged by {who} at {self.acknowledged_at.isoformat()}.")
+        self.state = self.State.ACKNOWLEDGED
+        self.acknowledged_at, self.acknowledged_by, self.acknowledge_comment = at, user, comment
+        return self.event(AlertEvent.Kind.ACKNOWLEDGED, at=at, user=user, comment=comment)
+
+    def resolve(self, resolution: str, *, at: datetime, reason: str = "", user=None) -> AlertEvent:
+        """End the episode: the value is back (cleared), its threshold went away, its device reported again,
+        or a person closed it (with a reason, which the event carries as its comment). Refused when resolved
+        already."""
+        if self.state == self.State.RESOLVED:
+            raise AlertStateError(self, "The alert is already resolved.")
+        self.state = self.State.RESOLVED
+        self.resolved_at, self.resolution, self.resolution_reason, self.resolved_by = at, resolution, reason, user
+        return self.event(AlertEvent.Kind.RESOLVED, at=at, user=user, comment=reason)
+
 
 class AlertEvent(models.Model):
     """One step of an alert's history. Events are what subscriptions are notified of."""
@@ -164,40 +304,3 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of alert {self.alert_id} at {self.at.isoformat()}"
-
-
-class MaintenanceWindow(models.Model):
-    """A planned period during which alerts of a device or of a location subtree are recorded but not
-    notified."""
-
-    name = models.CharField(max_length=200)
-    location = models.ForeignKey(
-        Location, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text="Its whole subtree."
-    )
-    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    starts_at = models.DateTimeField()
-    ends_at = models.DateTimeField()
-    reason = models.TextField(blank=True, default="")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-starts_at"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(location__isnull=False) | Q(device__isnull=False),
-                name="maintenance_has_scope",
-                violation_error_message="Give a location or a device (the root location covers the whole plant).",
-            ),
-            models.CheckConstraint(
-                condition=Q(ends_at__gt=models.F("starts_at")),
-                name="maintenance_ends_after_start",
-                violation_error_message="The window must end after it starts.",
-            ),
-        ]
-        indexes = [models.Index(fields=["ends_at"])]
-
-    def __str__(self) -> str:
-        return self.name

@@ -1,4 +1,4 @@
-"""Reads for alerting: the readings a batch brought, the alerts list, maintenance windows in force."""
+"""Reads for alerting: the readings a batch brought, the alerts list."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from apps.alerts.models import Alert, MaintenanceWindow
+from apps.alerts.models import Alert
 from apps.alerts.sql import binary_cursor
 from apps.ingest.models import Reading
 
@@ -46,20 +46,3 @@ def alerts_queryset() -> QuerySet[Alert]:
     return Alert.objects.select_related(
         "sensor", "device", "threshold", "sensor_type", "location", "acknowledged_by", "resolved_by"
     )
-
-
-def maintenance_windows_covering(*, start: datetime, end: datetime) -> list[MaintenanceWindow]:
-    """Windows overlapping [start, end], with their location's path for subtree checks."""
-    return list(MaintenanceWindow.objects.filter(starts_at__lte=end, ends_at__gt=start).select_related("location"))
-
-
-def in_maintenance(windows: list[MaintenanceWindow], *, device_id: int, location_path: str | None, at: datetime):
-    """The first window covering a device (directly or through its location's subtree) at `at`, or None."""
-    for window in windows:
-        if not (window.starts_at <= at < window.ends_at):
-            continue
-        if window.device_id is not None and window.device_id == device_id:
-            return window
-        if window.location_id is not None and location_path and location_path.startswith(window.location.tree_path):
-            return window
-    return None

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import psycopg
 from django.db import connection
+from psycopg.rows import class_row, tuple_row
 
 
 class BinaryCursor:
@@ -26,8 +27,16 @@ class BinaryCursor:
             if connection.queries_logged:
                 connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
 
-    def fetchall(self) -> list[tuple]:
-        return self.cursor.fetchall()
+    def fetchall(self, row: type | None = None) -> list:
+        """The rows as tuples, or as `row` (a NamedTuple or dataclass) built from the columns by name, so a
+        reader names what it reads instead of counting positions."""
+        if row is None:
+            return self.cursor.fetchall()
+        self.cursor.row_factory = class_row(row)
+        try:
+            return self.cursor.fetchall()
+        finally:
+            self.cursor.row_factory = tuple_row
 
 
 @contextmanager

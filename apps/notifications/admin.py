@@ -8,8 +8,14 @@ from apps.alerts.admin import AlertAdmin
 from apps.alerts.models import Alert
 from apps.core.errors import ApplicationError
 from apps.notifications.api import ChannelSerializer
-from apps.notifications.models import Notification, Subscription
-from apps.notifications.services import notification_retry, subscription_rotate_secret, subscription_save
+from apps.notifications.models import MaintenanceWindow, Notification, Subscription
+from apps.notifications.services import (
+    maintenance_window_errors,
+    maintenance_window_save,
+    notification_retry,
+    subscription_rotate_secret,
+    subscription_save,
+)
 
 
 class SubscriptionForm(forms.ModelForm):
@@ -177,6 +183,38 @@ class NotificationAdmin(admin.ModelAdmin):
             except ApplicationError:
                 pass
         self.message_user(request, f"Queued {retried} failed notification(s) again.", messages.SUCCESS)
+
+
+class MaintenanceWindowForm(forms.ModelForm):
+    class Meta:
+        model = MaintenanceWindow
+        fields = ["name", "location", "device", "starts_at", "ends_at", "reason"]
+
+    def clean(self):
+        cleaned = super().clean()
+        # The service's rules, shown as field errors instead of failing on save.
+        window = MaintenanceWindow(**{field: cleaned.get(field) for field in ("location", "device")})
+        window.starts_at, window.ends_at = cleaned.get("starts_at"), cleaned.get("ends_at")
+        for field, problems in maintenance_window_errors(window).items():
+            for problem in problems:
+                self.add_error(field if field in self.fields else None, problem)
+        return cleaned
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(admin.ModelAdmin):
+    form = MaintenanceWindowForm
+    list_display = ["name", "location", "device", "starts_at", "ends_at", "created_by"]
+    list_filter = [("ends_at", admin.DateFieldListFilter)]
+    list_select_related = ["location", "device", "created_by"]
+    search_fields = ["name", "reason", "device__device_id", "location__full_path"]
+    autocomplete_fields = ["location", "device"]
+    readonly_fields = ["created_by", "created_at"]
+
+    def save_model(self, request, obj: MaintenanceWindow, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        maintenance_window_save(window=obj)
 
 
 # The alert page gains its deliveries here, so the import runs notifications -> alerts like the models do.

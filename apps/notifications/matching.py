@@ -7,11 +7,16 @@ import zoneinfo
 from datetime import datetime, time, timedelta
 
 from apps.alerts.models import LEVELS, Alert, AlertEvent, Severity
-from apps.notifications.models import Subscription
+from apps.notifications.models import MaintenanceWindow, Subscription
 
 # Event kinds every matching subscription hears of; resolutions and acknowledgements are opt-in, reminders
 # follow the re-notify interval, and de-escalations are not news worth waking anyone for.
 _ALWAYS = {AlertEvent.Kind.OPENED, AlertEvent.Kind.ESCALATED}
+
+
+def location_path_of(alert: Alert) -> str | None:
+    """The tree path of the alert's location (loaded with it), for subtree checks."""
+    return alert.location.tree_path if alert.location_id and alert.location else None
 
 
 def in_scope(subscription: Subscription, alert: Alert, location_path: str | None) -> bool:
@@ -60,6 +65,20 @@ def wants(
     if event.kind == AlertEvent.Kind.ACKNOWLEDGED:
         return subscription.notify_on_acknowledge and severe_enough(subscription, alert.max_severity)
     return False
+
+
+def in_maintenance(
+    windows: list[MaintenanceWindow], *, device_id: int, location_path: str | None, at: datetime
+) -> MaintenanceWindow | None:
+    """The first window covering a device (directly or through its location's subtree) at `at`, or None."""
+    for window in windows:
+        if not (window.starts_at <= at < window.ends_at):
+            continue
+        if window.device_id is not None and window.device_id == device_id:
+            return window
+        if window.location_id is not None and location_path and location_path.startswith(window.location.tree_path):
+            return window
+    return None
 
 
 def _within(moment: time, start: time, end: time) -> bool:

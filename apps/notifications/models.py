@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.alerts.models import Alert, AlertEvent, Severity
-from apps.devices.models import SensorType
+from apps.devices.models import Device, SensorType
 from apps.locations.models import Location
 
 
@@ -164,3 +164,40 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.target} ({self.status})"
+
+
+class MaintenanceWindow(models.Model):
+    """A planned period during which alerts of a device or of a location subtree are recorded but not
+    notified. (Alerting never reads these: only the fan-out does.)"""
+
+    name = models.CharField(max_length=200)
+    location = models.ForeignKey(
+        Location, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text="Its whole subtree."
+    )
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(location__isnull=False) | Q(device__isnull=False),
+                name="maintenance_has_scope",
+                violation_error_message="Give a location or a device (the root location covers the whole plant).",
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")),
+                name="maintenance_ends_after_start",
+                violation_error_message="The window must end after it starts.",
+            ),
+        ]
+        indexes = [models.Index(fields=["ends_at"], name="maintenancewindow_ends_at")]
+
+    def __str__(self) -> str:
+        return self.name

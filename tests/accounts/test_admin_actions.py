@@ -30,13 +30,13 @@ from django_celery_beat.models import (
 from apps.accounts.group_permissions import sync_role_permissions
 from apps.accounts.roles import Role
 from apps.aggregates.models import ExportJob, RollupOverflow, RollupState
-from apps.alerts.models import MaintenanceWindow
 from apps.anomaly.detectors import new_states
 from apps.anomaly.models import AnomalyRule
 from apps.anomaly.states import states_save
 from apps.commands.services import command_create
 from apps.deadletters.models import DeadLetter
 from apps.ingest.models import IngestBatch
+from apps.notifications.models import MaintenanceWindow
 from tests.alerts.helpers import evaluate, make_subscription, readings
 from tests.factories import World, make_user
 
@@ -53,7 +53,6 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("alerts.Alert", "delete_selected"): ADMINS,
     ("alerts.Alert", "acknowledge"): OPERATORS,
     ("alerts.Alert", "resolve"): OPERATORS,
-    ("alerts.MaintenanceWindow", "delete_selected"): OPERATORS,
     ("alerts.ThresholdState", "delete_selected"): ADMINS,
     ("anomaly.AnomalyRule", "delete_selected"): OPERATORS,
     ("anomaly.AnomalyState", "delete_selected"): ADMINS,
@@ -80,6 +79,7 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("ingest.IngestBatch", "delete_selected"): ADMINS,
     ("ingest.IngestBatch", "requeue"): ADMINS,
     ("locations.Location", "delete_selected"): ADMINS,
+    ("notifications.MaintenanceWindow", "delete_selected"): OPERATORS,
     ("notifications.Notification", "delete_selected"): ADMINS,
     ("notifications.Notification", "retry"): OPERATORS,
     ("notifications.Subscription", "delete_selected"): OPERATORS,
@@ -137,15 +137,15 @@ ROW_BUILDERS = {
     "anomaly.AnomalyState": lambda world: states_save([world.sensors["env-001/temperature"].pk], new_states(1)),
     "alerts.Alert": _alert_with_notification,
     "alerts.ThresholdState": _alert_with_notification,
-    "alerts.MaintenanceWindow": lambda world: MaintenanceWindow.objects.create(
+    "commands.Command": lambda world: command_create(device=world.devices["env-001"], cmd="reboot"),
+    "deadletters.DeadLetter": lambda world: DeadLetter.objects.create(task_name="housekeeping.ping", error="gone"),
+    "ingest.IngestBatch": lambda world: IngestBatch.objects.create(received_at=timezone.now(), received=1),
+    "notifications.MaintenanceWindow": lambda world: MaintenanceWindow.objects.create(
         name="retrofit",
         device=world.devices["env-001"],
         starts_at=timezone.now(),
         ends_at=timezone.now() + timedelta(hours=2),
     ),
-    "commands.Command": lambda world: command_create(device=world.devices["env-001"], cmd="reboot"),
-    "deadletters.DeadLetter": lambda world: DeadLetter.objects.create(task_name="housekeeping.ping", error="gone"),
-    "ingest.IngestBatch": lambda world: IngestBatch.objects.create(received_at=timezone.now(), received=1),
     "notifications.Notification": _alert_with_notification,
     "notifications.Subscription": lambda world: make_subscription(),
     f"{BEAT}.PeriodicTask": _periodic_task,

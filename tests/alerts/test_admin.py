@@ -4,10 +4,9 @@ its history and deliveries, subscriptions with their secret, and retrying delive
 from __future__ import annotations
 
 import pytest
-from django.test import override_settings
 from django.urls import reverse
 
-from apps.alerts.models import Alert, MaintenanceWindow
+from apps.alerts.models import Alert
 from apps.notifications.models import Notification, Subscription
 from apps.thresholds.models import Threshold
 from tests.alerts.helpers import evaluate, make_subscription, readings
@@ -141,24 +140,3 @@ def test_operators_act_on_alerts_in_the_admin_and_staff_who_only_view_cannot(cli
     run_action(client, "resolve", alert, apply="1", text="not mine to close")
     alert.refresh_from_db()
     assert alert.state == "acknowledged"
-
-
-@pytest.mark.django_db
-def test_the_admin_refuses_a_maintenance_window_longer_than_the_maximum_on_its_end(admin_client, world):
-    add_url = reverse("admin:alerts_maintenancewindow_add")
-    form = {
-        "name": "Retrofit",
-        "device": world.devices["env-001"].pk,
-        "starts_at_0": "2026-02-01",
-        "starts_at_1": "00:00:00",
-        "ends_at_1": "00:00:00",
-    }
-
-    with override_settings(MAINTENANCE_WINDOW_MAX_DAYS=7):
-        refused = admin_client.post(add_url, {**form, "ends_at_0": "2026-02-09"})
-        accepted = admin_client.post(add_url, {**form, "ends_at_0": "2026-02-08"})
-
-    assert refused.status_code == 200
-    assert "at most 7 days" in " ".join(refused.context["adminform"].form.errors["ends_at"])
-    assert accepted.status_code == 302
-    assert MaintenanceWindow.objects.get().name == "Retrofit"

@@ -247,7 +247,7 @@ def test_two_batches_of_one_sensor_evaluated_at_once_open_one_alert(
 def test_scope_quiet_hours_and_maintenance_decide_who_is_told(plant, celery_worker, admin_api, receiver, wait_for):
     from datetime import UTC, datetime, timedelta
 
-    from apps.alerts.models import MaintenanceWindow
+    from apps.notifications.models import MaintenanceWindow
 
     now = datetime.now(UTC)
     make_subscription(name="told", channels=[{"type": "webhook", "target": receiver.url + "?told"}])

@@ -12,11 +12,12 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from apps.accounts.roles import Role
 from apps.alerts.models import Alert, AlertEvent, ThresholdState
-from apps.alerts.services import batch_evaluate
+from apps.alerts.services import alert_acknowledge, batch_evaluate
 from apps.thresholds.models import Threshold
 from tests.alerts.helpers import T0, at, evaluate, events_of, readings, store
-from tests.factories import make_device, make_mapping, make_sensor, make_threshold
+from tests.factories import make_device, make_mapping, make_sensor, make_threshold, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -174,6 +175,30 @@ def test_disabling_a_threshold_resolves_its_open_alerts_on_the_next_batch(immedi
     alert = only_alert()
     assert (alert.state, alert.resolution) == ("resolved", "threshold_removed")
     assert events_of(alert)[-1] == ("resolved", "critical")
+
+
+def test_an_acknowledged_alert_that_escalates_is_open_again_and_one_that_calms_down_stays_acknowledged(immediate):
+    evaluate(readings(TEMP, (0, 31)))
+    alert = only_alert()
+    operator, _ = make_user("operator", Role.OPERATOR)
+    alert_acknowledge(alert_id=alert.pk, user=operator, comment="on it")
+
+    evaluate(readings(TEMP, (10, 41)))
+    alert.refresh_from_db()
+    assert (alert.state, alert.severity, alert.acknowledged_by) == ("open", "critical", operator)
+
+    alert_acknowledge(alert_id=alert.pk, user=operator, comment="still on it")
+    evaluate(readings(TEMP, (20, 31)))
+    alert.refresh_from_db()
+    assert (alert.state, alert.severity, alert.max_severity) == ("acknowledged", "warning", "critical")
+    # In the order they were recorded (acknowledgements are in wall time, the others in reading time).
+    assert list(alert.events.order_by("id").values_list("kind", "severity")) == [
+        ("opened", "warning"),
+        ("acknowledged", "warning"),
+        ("escalated", "critical"),
+        ("acknowledged", "critical"),
+        ("deescalated", "warning"),
+    ]
 
 
 def test_a_new_breach_after_a_resolution_opens_a_new_alert(immediate):

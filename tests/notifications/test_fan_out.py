@@ -10,9 +10,9 @@ from django.core import mail
 from django.utils import timezone
 
 from apps.accounts.roles import Role
-from apps.alerts.models import Alert, AlertEvent, MaintenanceWindow
+from apps.alerts.models import Alert, AlertEvent
 from apps.alerts.services import alert_acknowledge, alert_resolve
-from apps.notifications.models import Notification
+from apps.notifications.models import MaintenanceWindow, Notification
 from apps.notifications.services import (
     notification_deliver,
     notifications_fan_out,

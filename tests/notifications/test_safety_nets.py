@@ -25,13 +25,13 @@ pytestmark = pytest.mark.django_db
 def queued(monkeypatch) -> dict[str, list]:
     sent: dict[str, list] = {"evaluate": [], "fan_out": [], "deliver": []}
     monkeypatch.setattr(
-        "apps.alerts.services.enqueue_evaluation", lambda *, batch_id: sent["evaluate"].append(batch_id)
+        "apps.alerts.services.evaluation.enqueue_evaluation", lambda *, batch_id: sent["evaluate"].append(batch_id)
     )
     monkeypatch.setattr(
-        "apps.notifications.services.enqueue_fan_out", lambda *, event_ids: sent["fan_out"].extend(event_ids)
+        "apps.notifications.services.sweeps.enqueue_fan_out", lambda *, event_ids: sent["fan_out"].extend(event_ids)
     )
     monkeypatch.setattr(
-        "apps.notifications.services.enqueue_delivery",
+        "apps.notifications.services.queueing.enqueue_delivery",
         lambda *, notification_id, countdown=None: sent["deliver"].append(notification_id),
     )
     return sent

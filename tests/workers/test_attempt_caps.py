@@ -116,7 +116,7 @@ def test_the_sweep_gives_abandoned_claims_back_or_fails_them_once_their_attempts
     settings.NOTIFY_MAX_ATTEMPTS = 3
     queued: list[int] = []
     monkeypatch.setattr(
-        "apps.notifications.services.enqueue_delivery",
+        "apps.notifications.services.queueing.enqueue_delivery",
         lambda *, notification_id, countdown=None: queued.append(notification_id),
     )
     spent = Notification.objects.create(
