@@ -9,8 +9,8 @@ from django.conf import settings
 
 from apps.alerts.services import alert_device_offline, alert_device_online
 from apps.commands.services import command_send, commands_dispatch_pending, commands_expire
+from apps.devices.connectivity import devices_connectivity_sweep
 from apps.devices.models import Device
-from apps.devices.services import devices_connectivity_sweep
 from apps.mqtt.publisher import publish_command
 from workers.base import TelemetryTask
 from workers.celery import app
