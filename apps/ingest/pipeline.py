@@ -15,6 +15,7 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from apps.core.tasks import EVALUATE_BATCH_TASK
 from apps.devices.connectivity import devices_seen
 from apps.ingest.adapters import to_epoch_us
 from apps.ingest.models import IngestBatch
@@ -25,10 +26,6 @@ from apps.ingest.text import printable
 from apps.operations import metrics
 
 logger = logging.getLogger(__name__)
-
-
-# The task that evaluates thresholds for a stored batch (apps/alerts); it sets the batch's evaluated_at.
-EVALUATE_BATCH_TASK = "alerts.evaluate_batch"
 
 
 class Reason:

@@ -19,9 +19,10 @@ from apps.alerts.evaluation import Outcome, SensorRow
 from apps.alerts.models import Alert, AlertEvent
 from apps.alerts.services.thresholds import thresholds_evaluate
 from apps.alerts.sql import binary_cursor
+from apps.core.tasks import EVALUATE_BATCH_TASK
 from apps.deadletters.models import DeadLetter
 from apps.ingest.models import IngestBatch
-from apps.ingest.pipeline import EVALUATE_BATCH_TASK, enqueue_evaluation
+from apps.ingest.pipeline import enqueue_evaluation
 
 # Sets of ids are joined through unnest() rather than matched with "= ANY(array)": with a prepared (generic)
 # plan PostgreSQL searches the array linearly for every row, which costs milliseconds per batch at 1,000 ids.
