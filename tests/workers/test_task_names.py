@@ -16,7 +16,8 @@ def _contract() -> set[str]:
 
 def test_every_named_task_is_registered_and_every_registered_task_is_named():
     app.loader.import_default_modules()
-    registered = {name for name in app.tasks if not name.startswith("celery.")}
+    # Celery's own tasks, and those some tests register for themselves, are not the project's.
+    registered = {name for name in app.tasks if not name.startswith(("celery.", "tests."))}
     assert _contract() == registered
 
 
