@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
@@ -23,6 +22,7 @@ from telemetry_project.env import (
     env_str,
     env_time_zone,
 )
+from workers.schedule import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A local .env (written by `make setup`, never committed) fills in what the real environment does not set.
@@ -299,12 +299,6 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict = {
-    "ingest-requeue-stale-batches": {"task": "ingest.requeue_stale_batches", "schedule": 60.0},
-    "ingest-purge-batches": {"task": "ingest.purge_batches", "schedule": crontab(hour=3, minute=10)},
-    "devices-check-connectivity": {"task": "devices.check_connectivity", "schedule": 30.0},
-    "devices-expire-commands": {"task": "devices.sweep_commands", "schedule": 30.0},
-}
 TASK_MAX_RETRIES = env_int("TASK_MAX_RETRIES", 5, minimum=0)
 TASK_RETRY_BACKOFF_MAX_S = env_int("TASK_RETRY_BACKOFF_MAX_S", 30, minimum=1)
 if not CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT_S:
@@ -323,17 +317,9 @@ READINGS_RETENTION_DAYS = env_int("READINGS_RETENTION_DAYS", 90, minimum=1)
 # On plain PostgreSQL readings are partitioned by UTC day (apps/ingest/partitions.py): an hourly beat makes
 # today's partition and this many days' ahead; late data and backfills get theirs from the store step.
 READINGS_PARTITIONS_AHEAD_DAYS = env_int("READINGS_PARTITIONS_AHEAD_DAYS", 3, minimum=0)
-CELERY_BEAT_SCHEDULE["ingest-create-reading-partitions"] = {
-    "task": "ingest.create_reading_partitions",
-    "schedule": 3600.0,
-}
 # Hourly, the primary keys of the day partitions that are over are rebuilt packed (a third smaller); one rebuild
 # may take this many seconds (minutes for a day of 86 million readings).
 READINGS_COMPACT_TIME_LIMIT_S = env_int("READINGS_COMPACT_TIME_LIMIT_S", 1800, minimum=60)
-CELERY_BEAT_SCHEDULE["ingest-compact-reading-partitions"] = {
-    "task": "ingest.compact_reading_partitions",
-    "schedule": crontab(minute=20),
-}
 
 # --- Ingest ---------------------------------------------------------------------------------------------------
 INGEST_MAX_READINGS_PER_REQUEST = env_int("INGEST_MAX_READINGS_PER_REQUEST", 10_000, minimum=1)
@@ -461,18 +447,6 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "NotificationStatusEnum": "apps.notifications.models.Notification.Status",
     }
 )
-CELERY_BEAT_SCHEDULE["alerts-requeue-unevaluated-batches"] = {
-    "task": "alerts.requeue_unevaluated_batches",
-    "schedule": 60.0,
-}
-CELERY_BEAT_SCHEDULE["notifications-renotify"] = {"task": "notifications.renotify", "schedule": 60.0}
-CELERY_BEAT_SCHEDULE["notifications-send-digests"] = {"task": "notifications.send_digests", "schedule": 30.0}
-CELERY_BEAT_SCHEDULE["notifications-requeue-stalled"] = {
-    "task": "notifications.requeue_stalled",
-    "schedule": float(NOTIFY_REQUEUE_AFTER_S),
-    # Each run looks at everything overdue; a run that waited out its interval is superseded by the next.
-    "options": {"expires": float(NOTIFY_REQUEUE_AFTER_S)},
-}
 
 # --- Aggregation, exports, retention (apps.aggregates, apps.stats) ---------------------------------------------
 
@@ -506,17 +480,6 @@ EXPORTS_TASK_TIME_LIMIT_S = env_int("EXPORTS_TASK_TIME_LIMIT_S", 1800, minimum=6
 # A job started this many times without finishing (its runs were killed or timed out) fails.
 EXPORTS_MAX_ATTEMPTS = env_int("EXPORTS_MAX_ATTEMPTS", 3, minimum=1)
 
-CELERY_BEAT_SCHEDULE["aggregates-refresh-rollups"] = {
-    "task": "aggregates.refresh_rollups",
-    "schedule": float(AGGREGATES_REFRESH_INTERVAL_S),
-    # A refresh that waited longer than its interval in the queue is superseded by the next one.
-    "options": {"expires": float(AGGREGATES_REFRESH_INTERVAL_S)},
-}
-CELERY_BEAT_SCHEDULE["aggregates-purge-retention"] = {
-    "task": "aggregates.purge_retention",
-    "schedule": crontab(hour=3, minute=30),
-}
-CELERY_BEAT_SCHEDULE["aggregates-sweep-exports"] = {"task": "aggregates.sweep_exports", "schedule": 300.0}
 
 # --- MQTT and device commands (apps.mqtt, apps.commands) -------------------------------------------------------
 # The broker: mqtt://host:1883, or mqtts://host:8883 for TLS; credentials may be in the URL or set apart below.
@@ -572,12 +535,6 @@ MQTT_DEAD_LETTERS_PER_DEVICE_PER_MINUTE = env_int("MQTT_DEAD_LETTERS_PER_DEVICE_
 MQTT_DEAD_LETTERS_PER_MINUTE = env_int("MQTT_DEAD_LETTERS_PER_MINUTE", 300, minimum=1)
 MQTT_DEAD_LETTER_MAX_BYTES = env_int("MQTT_DEAD_LETTER_MAX_BYTES", 65536, minimum=1024)
 MQTT_PUBLISH_TIMEOUT_S = env_float("MQTT_PUBLISH_TIMEOUT_S", 5.0, minimum=0.1)
-if MQTT_ADMIN_USERNAME:
-    CELERY_BEAT_SCHEDULE["mqtt-reconcile-broker-accounts"] = {
-        "task": "mqtt.reconcile_broker_accounts",
-        "schedule": float(MQTT_ACCOUNTS_SYNC_INTERVAL_S),
-        "options": {"expires": float(MQTT_ACCOUNTS_SYNC_INTERVAL_S)},
-    }
 # Commands: how long one waits for its device when the request names no ttl_s, and the longest allowed.
 COMMAND_DEFAULT_TTL_S = env_int("COMMAND_DEFAULT_TTL_S", 3600, minimum=1)
 COMMAND_MAX_TTL_S = env_int("COMMAND_MAX_TTL_S", 7 * 86_400, minimum=1)
@@ -633,3 +590,10 @@ LOGGING = {
         },
     },
 }
+
+# --- The beat schedule (workers/schedule.py), whole, once the settings it reads are known -----------------------
+CELERY_BEAT_SCHEDULE = beat_schedule(
+    notify_requeue_after_s=NOTIFY_REQUEUE_AFTER_S,
+    aggregates_refresh_interval_s=AGGREGATES_REFRESH_INTERVAL_S,
+    mqtt_accounts_sync_interval_s=MQTT_ACCOUNTS_SYNC_INTERVAL_S if MQTT_ADMIN_USERNAME else None,
+)

@@ -48,10 +48,10 @@ from apps.aggregates.selectors import (
 )
 from apps.core.errors import ApplicationError
 from apps.core.query import as_parameters, validated
+from apps.core.tasks import RUN_EXPORT_TASK
 
 logger = logging.getLogger(__name__)
 
-RUN_EXPORT_TASK = "aggregates.run_export"
 LEASE = timedelta(seconds=120)
 # A queued job that no worker started within this time lost its message (the broker was down).
 QUEUED_TOO_LONG = timedelta(minutes=10)

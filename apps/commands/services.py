@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from apps.commands.models import Command
 from apps.core.errors import ApplicationError
+from apps.core.tasks import SEND_COMMAND_TASK
 from apps.devices.models import Device
 
-SEND_COMMAND_TASK = "devices.send_command"
 MAX_JSON_BYTES = 16 * 1024
 MAX_DETAIL_LENGTH = 1000
 

@@ -1,0 +1,2 @@
+"""Tasks that failed for good, kept with their arguments (models.py) and replayable from the admin
+(services.py)."""

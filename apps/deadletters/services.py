@@ -4,6 +4,7 @@ from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.tasks import REPLAY_DEAD_LETTER_TASK
 from apps.deadletters.models import DeadLetter
 from apps.operations import metrics
 
@@ -15,7 +16,7 @@ def deadletter_record(*, task_name: str, error: str, **fields) -> DeadLetter:
 
 
 # Dead letters that are not tasks are replayed by a task of their source, given the dead letter's id.
-REPLAY_TASKS = {"mqtt": "mqtt.replay_dead_letter"}
+REPLAY_TASKS = {"mqtt": REPLAY_DEAD_LETTER_TASK}
 REPLAYABLE_SOURCES = ("task", *REPLAY_TASKS)
 
 

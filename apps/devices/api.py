@@ -10,8 +10,9 @@ from apps.accounts.roles import Role
 from apps.core.errors import ApplicationError
 from apps.core.filters import FilterSet, TextFilter, device_filter, sensor_type_filter
 from apps.core.schema import ErrorSerializer
+from apps.devices.connectivity import device_record_heartbeat
 from apps.devices.models import Device, Sensor, SensorType
-from apps.devices.services import device_create, device_record_heartbeat, device_rotate_key, sensor_create
+from apps.devices.services import device_create, device_rotate_key, sensor_create
 from apps.locations.api import SubtreeFilter
 from apps.locations.models import Location
 

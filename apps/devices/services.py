@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
@@ -35,31 +33,6 @@ def device_rotate_key(*, device: Device) -> str:
     key = _set_new_key(device)
     device.save(update_fields=["ingest_key_hash", "ingest_key_prefix", "ingest_key_rotated_at", "updated_at"])
     return key
-
-
-def device_record_heartbeat(
-    *, device: Device, fw_version: str | None = None, seen_at: datetime | None = None
-) -> Device:
-    """A sign of life: the device is online, seen now, and reports its firmware when it says it."""
-    device.last_seen = seen_at or timezone.now()
-    device.connection_status = Device.ConnectionStatus.ONLINE
-    update_fields = ["last_seen", "connection_status", "updated_at"]
-    if fw_version:
-        device.fw_version = fw_version
-        update_fields.append("fw_version")
-    device.save(update_fields=update_fields)
-    return device
-
-
-def device_mark_offline(*, device: Device, at: datetime) -> bool:
-    """The device said it is going away (its status message, or its MQTT last will): offline at once.
-    False when it already was offline (the first report's time is kept)."""
-    changed = (
-        Device.objects.filter(pk=device.pk)
-        .exclude(connection_status=Device.ConnectionStatus.OFFLINE)
-        .update(connection_status=Device.ConnectionStatus.OFFLINE, offline_since=at, updated_at=timezone.now())
-    )
-    return bool(changed)
 
 
 OTA_TEXT_FIELDS = {"status": 32, "fw_version": 64, "detail": 500}
@@ -97,82 +70,6 @@ def device_record_ota_status(*, device: Device, report: dict, at: datetime) -> D
         update_fields.append("fw_version")
     device.save(update_fields=update_fields)
     return device
-
-
-# Rows are always locked in id order, like the ingest pipeline does, so the sweep and a batch touching the
-# same devices cannot deadlock.
-_STALE_ONLINE = """
-SELECT id FROM devices_device
- WHERE connection_status = 'online' AND offline_since IS NOT NULL AND last_seen <= offline_since
- ORDER BY id FOR UPDATE
-"""
-_SILENT = """
-SELECT id FROM devices_device
- WHERE connection_status IN ('online', 'unknown') AND last_seen IS NOT NULL
-   AND last_seen < %s - COALESCE(offline_after_s, %s) * interval '1 second'
- ORDER BY id FOR UPDATE
-"""
-
-
-def _ids(sql: str, params: list) -> list[int]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
-
-
-@transaction.atomic
-def devices_connectivity_sweep(
-    *,
-    default_offline_after_s: int,
-    report_offline: Callable[[Device], None],
-    report_online: Callable[[Device], None],
-    now: datetime | None = None,
-) -> tuple[int, int]:
-    """Mark silent devices offline and tell alerting about every change of connectivity, whatever made it.
-    Returns (devices reported offline, devices reported back).
-
-    1. A device marked online by data older than the moment it went offline (a batch in flight when its
-       last will arrived) is offline again.
-    2. Devices silent for longer than their offline_after_s (or the default) go offline, since last seen.
-    3. Active devices offline and not yet reported are reported (report_offline) and flagged.
-    4. Devices online again with data newer than their going offline: reported back (report_online) if
-       they had been reported offline, and their offline_since is cleared.
-    The reports run in this transaction: if one fails nothing is flagged, and the next sweep tries again.
-    """
-    now = now or timezone.now()
-    stale = _ids(_STALE_ONLINE, [])
-    if stale:
-        Device.objects.filter(pk__in=stale).update(connection_status=Device.ConnectionStatus.OFFLINE)
-    silent = _ids(_SILENT, [now, default_offline_after_s])
-    if silent:
-        Device.objects.filter(pk__in=silent).update(
-            connection_status=Device.ConnectionStatus.OFFLINE, offline_since=F("last_seen"), updated_at=now
-        )
-
-    went_offline = list(
-        Device.objects.select_for_update()
-        .filter(connection_status=Device.ConnectionStatus.OFFLINE, offline_alerted=False, status=Device.Status.ACTIVE)
-        .order_by("pk")
-    )
-    for device in went_offline:
-        report_offline(device)
-    if went_offline:
-        Device.objects.filter(pk__in=[d.pk for d in went_offline]).update(offline_alerted=True)
-
-    back = list(
-        Device.objects.select_for_update()
-        .filter(connection_status=Device.ConnectionStatus.ONLINE)
-        .filter(Q(offline_alerted=True) | Q(offline_since__isnull=False))
-        .order_by("pk")
-    )
-    reported_back = 0
-    for device in back:
-        if device.offline_alerted:
-            report_online(device)
-            reported_back += 1
-    if back:
-        Device.objects.filter(pk__in=[d.pk for d in back]).update(offline_alerted=False, offline_since=None)
-    return len(went_offline), reported_back
 
 
 @transaction.atomic

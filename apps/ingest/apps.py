@@ -10,7 +10,11 @@ class IngestConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from apps.devices.models import Device, Sensor, SensorType
+        from apps.ingest.metrics import IngestBacklogCollector
         from apps.ingest.resolution import configuration_changed
+        from apps.operations.collectors import register
+
+        register(IngestBacklogCollector())
 
         for model in (Device, Sensor, SensorType):
             post_save.connect(configuration_changed, sender=model, dispatch_uid=f"ingest-cache-{model.__name__}-save")

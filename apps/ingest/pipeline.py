@@ -15,6 +15,8 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from apps.core.tasks import EVALUATE_BATCH_TASK
+from apps.devices.connectivity import devices_seen
 from apps.ingest.adapters import to_epoch_us
 from apps.ingest.models import IngestBatch
 from apps.ingest.partitions import partitions_ensure_for, partitions_forget
@@ -24,10 +26,6 @@ from apps.ingest.text import printable
 from apps.operations import metrics
 
 logger = logging.getLogger(__name__)
-
-
-# The task that evaluates thresholds for a stored batch (apps/alerts); it sets the batch's evaluated_at.
-EVALUATE_BATCH_TASK = "alerts.evaluate_batch"
 
 
 class Reason:
@@ -430,8 +428,7 @@ def _claim_datagrams(groups: list[list], devices: dict[str, ResolvedDevice], rec
 def _touch_devices(
     normalized: NormalizedBatch, devices: dict[str, ResolvedDevice], fresh_groups: set[int], batch: IngestBatch
 ) -> int:
-    """Update last seen / online for every device heard from, and each device's seq high-water mark and gap
-    count. Device rows are locked in id order first, so concurrent batches never deadlock on them."""
+    """Tell connectivity which devices this batch heard from (and their fresh seqs); returns the gaps found."""
     if batch.source == IngestBatch.Source.IMPORT:
         return 0
     if batch.device_id is not None:
@@ -439,93 +436,11 @@ def _touch_devices(
         device_pks = [batch.device_id]
     else:
         device_pks = sorted({device.device_pk for device in devices.values() if device.active})
-    if not device_pks:
-        return 0
     seqs_by_device: dict[int, list[int]] = {}
     for index in fresh_groups:
         device_id, seq = normalized.groups[index]
         seqs_by_device.setdefault(devices[device_id].device_pk, []).append(seq)
-    with connection.cursor() as cursor:
-        if seqs_by_device:
-            cursor.execute(
-                "SELECT id, last_seq FROM devices_device WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-                [sorted(seqs_by_device)],
-            )
-            last_seq_by_device = dict(cursor.fetchall())
-        else:
-            last_seq_by_device = {}
-        gaps_total = 0
-        last_seqs: list[int | None] = []
-        gaps: list[int] = []
-        for device_pk in device_pks:
-            if device_pk in seqs_by_device:
-                last, gap = _advance_sequence(last_seq_by_device.get(device_pk), sorted(seqs_by_device[device_pk]))
-            else:
-                last, gap = None, 0
-            last_seqs.append(last)
-            gaps.append(gap)
-            gaps_total += gap
-        # Rows are locked in id order (no deadlock between concurrent batches), and a device already marked
-        # online and seen within LAST_SEEN_RESOLUTION_S is left alone: a busy device would otherwise be
-        # rewritten by every batch, which costs more than storing the readings themselves.
-        cursor.execute(
-            """
-            WITH u AS (
-                SELECT * FROM unnest(%(ids)s::bigint[], %(last)s::bigint[], %(gaps)s::bigint[]) AS u(id, last_seq, gaps)
-            ),
-            due AS (
-                SELECT d.id FROM devices_device d JOIN u ON u.id = d.id
-                 WHERE u.last_seq IS NOT NULL
-                    OR (d.connection_status <> 'online' AND (d.offline_since IS NULL OR d.offline_since < %(at)s))
-                    OR d.last_seen IS NULL
-                    OR d.last_seen < %(at)s - %(resolution)s * interval '1 second'
-                 ORDER BY d.id
-                   FOR UPDATE OF d
-            )
-            UPDATE devices_device d
-               SET last_seen = GREATEST(COALESCE(d.last_seen, %(at)s), %(at)s),
-                   -- A last will (offline) that came after this batch arrived stands: its readings are
-                   -- older news than the device's own word.
-                   connection_status = CASE WHEN d.offline_since >= %(at)s THEN d.connection_status ELSE 'online' END,
-                   last_seq = COALESCE(u.last_seq, d.last_seq),
-                   seq_gaps = d.seq_gaps + u.gaps
-              FROM u, due
-             WHERE d.id = u.id AND d.id = due.id
-            """,
-            {
-                "ids": device_pks,
-                "last": last_seqs,
-                "gaps": gaps,
-                "at": batch.received_at,
-                "resolution": LAST_SEEN_RESOLUTION_S,
-            },
-        )
-    return gaps_total
-
-
-# How stale a device's last_seen may be before a batch rewrites it (see _touch_devices).
-LAST_SEEN_RESOLUTION_S = 5
-# A seq this far below the high-water mark means the device restarted its counter, not a late datagram.
-SEQ_RESTART_MARGIN = 1000
-# A seq this far above it is a new counter too (or garbage), not that many lost datagrams: a device sending
-# every second would have to be silent for eleven days. Bounding the jump bounds the gap counts.
-SEQ_JUMP_LIMIT = 1_000_000
-
-
-def _advance_sequence(last: int | None, seqs: list[int]) -> tuple[int | None, int]:
-    """(new high-water mark, gaps found) after the fresh seqs of one device, in ascending order.
-
-    A jump past last + 1 counts the skipped numbers as gaps; a seq at or below the mark is a late datagram
-    (it neither moves the mark nor adds gaps), unless it is far below, which is a counter restart, as is a jump
-    of more than SEQ_JUMP_LIMIT."""
-    gaps = 0
-    for seq in seqs:
-        if last is None or last - seq > SEQ_RESTART_MARGIN or seq - last > SEQ_JUMP_LIMIT:
-            last = seq
-        elif seq > last:
-            gaps += seq - last - 1
-            last = seq
-    return last, gaps
+    return devices_seen(device_pks=device_pks, seqs_by_device=seqs_by_device, at=batch.received_at)
 
 
 def _datetime(ts_us: int) -> datetime:

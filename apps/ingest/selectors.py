@@ -1,4 +1,5 @@
-"""Reads of stored readings: real-time status from the latest-value table, and raw history."""
+"""Reads of stored readings (real-time status from the latest-value table, and raw history) and of ingest
+batches: the one way other apps read what ingest stored."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.core.fields import IdsAndKeys
-from apps.ingest.models import Reading
+from apps.ingest.models import IngestBatch, Reading
 from apps.thresholds.severity import severity_label_sql, severity_rank_sql
 
 
@@ -115,3 +116,53 @@ def readings_queryset(*, sensor_ids: list[int], start: datetime | None, end: dat
     if end is not None:
         queryset = queryset.filter(ts__lt=end)
     return queryset.annotate(sensor_key=F("sensor__key"))
+
+
+# --- Batches, as other apps read them (stats, alerting's requeue) --------------------------------------------
+# Every status named where a time range on received_at is read, so the (status, received_at) index serves it.
+_UNFINISHED = [IngestBatch.Status.QUEUED, IngestBatch.Status.PROCESSING, IngestBatch.Status.FAILED]
+
+
+def batches_stored_within(now: datetime, windows_s: tuple[int, ...]) -> dict[int, int]:
+    """Readings stored by the batches finished within each window (seconds before now), in one query."""
+    totals = IngestBatch.objects.filter(
+        status=IngestBatch.Status.DONE, stored__gt=0, finished_at__gte=now - timedelta(seconds=max(windows_s))
+    ).aggregate(
+        **{
+            f"w{seconds}": Sum("stored", filter=Q(finished_at__gte=now - timedelta(seconds=seconds)))
+            for seconds in windows_s
+        }
+    )
+    return {seconds: totals[f"w{seconds}"] or 0 for seconds in windows_s}
+
+
+def batches_received_since(since: datetime) -> dict[str, int]:
+    """Batches received since `since` and the readings they stored, repeated and rejected."""
+    totals = IngestBatch.objects.filter(status__in=IngestBatch.Status.values, received_at__gte=since).aggregate(
+        batches=Count("pk"), stored=Sum("stored"), duplicates=Sum("duplicates"), rejected=Sum("rejected")
+    )
+    return {name: value or 0 for name, value in totals.items()}
+
+
+def batches_unfinished_since(since: datetime) -> dict[str, int]:
+    """Batches received since `since` still queued, processing or failed, by status (every one named)."""
+    found = dict(
+        IngestBatch.objects.filter(status__in=_UNFINISHED, received_at__gte=since)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    return {status: found.get(status, 0) for status in _UNFINISHED}
+
+
+def batches_unevaluated(*, finished_before: datetime, limit: int) -> list[str]:
+    """Ids of stored batches finished before `finished_before` whose evaluation never ran, oldest first."""
+    return [
+        str(batch_id)
+        for batch_id in IngestBatch.objects.filter(
+            status=IngestBatch.Status.DONE, evaluated_at__isnull=True, finished_at__lt=finished_before
+        )
+        .order_by("finished_at")
+        .values_list("pk", flat=True)[:limit]
+    ]

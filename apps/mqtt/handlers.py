@@ -8,8 +8,9 @@ from datetime import datetime
 
 from apps.commands.services import ack_parse, command_record_ack, commands_dispatch_pending
 from apps.core.errors import ApplicationError
+from apps.devices.connectivity import device_mark_offline, device_record_heartbeat
 from apps.devices.models import Device
-from apps.devices.services import device_mark_offline, device_record_heartbeat, device_record_ota_status
+from apps.devices.services import device_record_ota_status
 from apps.mqtt import topics
 from apps.mqtt.envelope import NONCE_PATTERN
 from apps.mqtt.messages import MessageRejected, Reason

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.core.errors import ApplicationError
+from apps.core.tasks import CHECK_CONNECTIVITY_TASK
 from apps.devices.models import Device
 from apps.ingest.models import IngestBatch
 from apps.ingest.payload import NormalizedBatch
@@ -30,8 +31,6 @@ from apps.mqtt.envelope import Envelope, EnvelopeError, envelope_read, nonces_cl
 from apps.mqtt.handlers import HANDLERS
 from apps.mqtt.messages import Inbound, MessageRejected, Reason, Repeated
 from apps.mqtt.models import AnnouncedWill
-
-CHECK_CONNECTIVITY_TASK = "devices.check_connectivity"
 
 
 @dataclass

@@ -12,13 +12,14 @@ from celery import current_app
 from django.conf import settings
 from django.db import transaction
 
-SYNC_TASK = "mqtt.sync_device_account"
+from apps.core.tasks import SYNC_DEVICE_ACCOUNT_TASK
+
 # What a device's account is made of: its name, its key (the password) and whether it may log in.
 ACCOUNT_FIELDS = frozenset({"device_id", "ingest_key_hash", "status"})
 
 
 def _queue_sync(device_id: str) -> None:
-    current_app.send_task(SYNC_TASK, args=[device_id])
+    current_app.send_task(SYNC_DEVICE_ACCOUNT_TASK, args=[device_id])
 
 
 def device_saved(sender, instance, update_fields=None, **kwargs) -> None:

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
-from apps.operations.collectors import AlertingCollector, BacklogCollector, QueueDepthCollector
+from apps.operations.collectors import scrape_collectors
 
 
 def _allowed(request: HttpRequest) -> bool:
@@ -33,9 +33,8 @@ def _scrape() -> bytes:
     else:
         counted = REGISTRY  # a single process: its own counts
     read_now = CollectorRegistry()
-    read_now.register(QueueDepthCollector())
-    read_now.register(AlertingCollector())
-    read_now.register(BacklogCollector())
+    for collector in scrape_collectors():
+        read_now.register(collector)
     return generate_latest(counted) + generate_latest(read_now)
 
 

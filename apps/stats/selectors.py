@@ -10,14 +10,20 @@ from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.db import DatabaseError, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count
 from django.utils import timezone
 
 from apps.aggregates.models import RollupState
 from apps.aggregates.selectors import AggregateQuery, aggregate_rows
 from apps.devices.models import Device, Sensor
-from apps.ingest.models import IngestBatch
-from apps.ingest.selectors import RealtimeFilters, RealtimeStatus, realtime_rows
+from apps.ingest.selectors import (
+    RealtimeFilters,
+    RealtimeStatus,
+    batches_received_since,
+    batches_stored_within,
+    batches_unfinished_since,
+    realtime_rows,
+)
 
 RATE_WINDOWS_S = (60, 300)
 
@@ -68,36 +74,11 @@ def reading_stats(now: datetime) -> dict:
 
 def ingest_stats(now: datetime) -> dict:
     """Readings stored per second over the last minute and five minutes, and batches waiting or failed."""
-    recent = IngestBatch.objects.filter(
-        status=IngestBatch.Status.DONE, stored__gt=0, finished_at__gte=now - timedelta(seconds=max(RATE_WINDOWS_S))
-    ).aggregate(
-        **{
-            f"readings_per_s_{seconds // 60}m": Sum(
-                "stored", filter=Q(finished_at__gte=now - timedelta(seconds=seconds))
-            )
-            for seconds in RATE_WINDOWS_S
-        }
-    )
-    rates = {
-        name: round((stored or 0) / seconds, 2)
-        for (name, stored), seconds in zip(recent.items(), RATE_WINDOWS_S, strict=True)
-    }
-    # Every status named, so the (status, received_at) index serves the time range.
-    last_hour = IngestBatch.objects.filter(
-        status__in=IngestBatch.Status.values, received_at__gte=now - timedelta(hours=1)
-    ).aggregate(batches=Count("pk"), stored=Sum("stored"), duplicates=Sum("duplicates"), rejected=Sum("rejected"))
-    waiting = _counts(
-        IngestBatch.objects.filter(
-            status__in=[IngestBatch.Status.QUEUED, IngestBatch.Status.PROCESSING, IngestBatch.Status.FAILED],
-            received_at__gte=now - timedelta(days=1),
-        ).order_by(),
-        "status",
-        [IngestBatch.Status.QUEUED, IngestBatch.Status.PROCESSING, IngestBatch.Status.FAILED],
-    )
+    stored = batches_stored_within(now, RATE_WINDOWS_S)
     return {
-        **rates,
-        "last_hour": {name: value or 0 for name, value in last_hour.items()},
-        "batches_last_day": waiting,
+        **{f"readings_per_s_{seconds // 60}m": round(stored[seconds] / seconds, 2) for seconds in RATE_WINDOWS_S},
+        "last_hour": batches_received_since(now - timedelta(hours=1)),
+        "batches_last_day": batches_unfinished_since(now - timedelta(days=1)),
     }
 
 

@@ -3,9 +3,10 @@ from datetime import UTC, datetime
 import pytest
 
 from apps.core.errors import ApplicationError
+from apps.devices.connectivity import device_record_heartbeat
 from apps.devices.keys import KEY_PREFIX_LENGTH, hash_ingest_key
 from apps.devices.models import Device
-from apps.devices.services import device_create, device_record_heartbeat, device_rotate_key, sensor_create
+from apps.devices.services import device_create, device_rotate_key, sensor_create
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
+from apps.core.tasks import PROCESS_BATCH_TASK
 from apps.ingest.models import IngestBatch
-from apps.ingest.services import PROCESS_BATCH_TASK
 from tests.factories import API, assert_error_shape
 from tests.ingest.helpers import INGEST, ingest, post_readings
 

@@ -8,10 +8,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.devices.connectivity import _advance_sequence
 from apps.devices.models import Device
 from apps.ingest.models import IngestBatch, Reading
 from apps.ingest.partitions import partitions_ensure_range
-from apps.ingest.pipeline import _advance_sequence, batch_process
+from apps.ingest.pipeline import batch_process
 from apps.ingest.resolution import clear_cache
 from tests.factories import make_device, make_sensor
 from tests.ingest.helpers import ingest, latest, post_readings, stored_values

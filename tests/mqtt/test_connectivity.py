@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from apps.alerts.models import Alert
+from apps.devices.connectivity import device_mark_offline, device_record_heartbeat
 from apps.devices.models import Device
-from apps.devices.services import device_mark_offline, device_record_heartbeat
 from apps.mqtt import topics
 from workers.tasks.devices import check_connectivity
 

@@ -12,8 +12,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.deadletters.models import DeadLetter
+from apps.devices.connectivity import device_mark_offline
 from apps.devices.models import Device
-from apps.devices.services import device_mark_offline
 from apps.ingest.models import IngestBatch, Reading
 from apps.mqtt import topics
 from apps.mqtt.bridge import Bridge

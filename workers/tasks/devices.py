@@ -9,8 +9,9 @@ from django.conf import settings
 
 from apps.alerts.services import alert_device_offline, alert_device_online
 from apps.commands.services import command_send, commands_dispatch_pending, commands_expire
+from apps.core.tasks import CHECK_CONNECTIVITY_TASK, SEND_COMMAND_TASK, SWEEP_COMMANDS_TASK
+from apps.devices.connectivity import devices_connectivity_sweep
 from apps.devices.models import Device
-from apps.devices.services import devices_connectivity_sweep
 from apps.mqtt.publisher import publish_command
 from workers.base import TelemetryTask
 from workers.celery import app
@@ -18,14 +19,14 @@ from workers.celery import app
 logger = logging.getLogger(__name__)
 
 
-@app.task(base=TelemetryTask, name="devices.send_command")
+@app.task(base=TelemetryTask, name=SEND_COMMAND_TASK)
 def send_command(command_id: str) -> str:
     """Publish one pending command to its device; a broker that cannot be reached is retried with backoff
     (and the command sweep queues it again later if the retries run out)."""
     return command_send(command_id=command_id, publish=publish_command)
 
 
-@app.task(base=TelemetryTask, name="devices.sweep_commands")
+@app.task(base=TelemetryTask, name=SWEEP_COMMANDS_TASK)
 def sweep_commands() -> dict:
     """Beat: expire commands past their time to live, then queue again the pending commands whose device
     can take them (a send that never got queued, or whose device came back by HTTP or through ingest)."""
@@ -42,7 +43,7 @@ def report_online(device: Device) -> None:
     alert_device_online(device_id=device.pk, at=device.last_seen)
 
 
-@app.task(base=TelemetryTask, name="devices.check_connectivity")
+@app.task(base=TelemetryTask, name=CHECK_CONNECTIVITY_TASK)
 def check_connectivity() -> dict:
     """Beat (and right after an MQTT status message): devices silent past their timeout go offline; every
     change of connectivity is reported to alerting once."""

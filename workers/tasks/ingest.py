@@ -5,6 +5,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.aggregates.selectors import rollup_source
+from apps.core.tasks import (
+    COMPACT_READING_PARTITIONS_TASK,
+    CREATE_READING_PARTITIONS_TASK,
+    PROCESS_BATCH_TASK,
+    PURGE_BATCHES_TASK,
+    REQUEUE_STALE_BATCHES_TASK,
+)
 from apps.ingest.idempotency import idempotency_keys_purge
 from apps.ingest.partitions import partitions_compact, partitions_ensure_ahead
 from apps.ingest.pipeline import batch_mark_failed, batch_process
@@ -20,7 +27,7 @@ class IngestTask(TelemetryTask):
             batch_mark_failed(batch_id=str(batch_id), error=f"{type(exc).__name__}: {exc}")
 
 
-@app.task(base=IngestTask, name="ingest.process_batch")
+@app.task(base=IngestTask, name=PROCESS_BATCH_TASK)
 def process_batch(batch_id: str) -> dict | None:
     """Store one ingest batch; a done or deleted batch is a no-op."""
     outcome = batch_process(batch_id=batch_id)
@@ -29,13 +36,13 @@ def process_batch(batch_id: str) -> dict | None:
     return {"stored": outcome.stored, "duplicates": outcome.duplicates, "rejected": outcome.rejected}
 
 
-@app.task(base=TelemetryTask, name="ingest.requeue_stale_batches")
+@app.task(base=TelemetryTask, name=REQUEUE_STALE_BATCHES_TASK)
 def requeue_stale_batches() -> int:
     """Beat: queue again batches the broker lost or whose worker vanished."""
     return batch_requeue_stale(older_than_s=settings.CELERY_TASK_TIME_LIMIT + settings.CELERY_VISIBILITY_TIMEOUT_S)
 
 
-@app.task(base=TelemetryTask, name="ingest.create_reading_partitions")
+@app.task(base=TelemetryTask, name=CREATE_READING_PARTITIONS_TASK)
 def create_reading_partitions() -> list[str]:
     """Beat (hourly): the readings partitions of today and the next READINGS_PARTITIONS_AHEAD_DAYS days, so the
     store step seldom has to make one; returns the names of those it created."""
@@ -49,7 +56,7 @@ class CompactionTask(TelemetryTask):
     time_limit = settings.READINGS_COMPACT_TIME_LIMIT_S + 30
 
 
-@app.task(base=CompactionTask, name="ingest.compact_reading_partitions")
+@app.task(base=CompactionTask, name=COMPACT_READING_PARTITIONS_TASK)
 def compact_reading_partitions() -> list[str]:
     """Beat (hourly): rebuild packed the primary keys of the day partitions that are over; returns their names."""
     return partitions_compact()
@@ -61,7 +68,7 @@ logger = logging.getLogger(__name__)
 ROLLUP_MARGIN = timedelta(hours=1)
 
 
-@app.task(base=TelemetryTask, name="ingest.purge_batches")
+@app.task(base=TelemetryTask, name=PURGE_BATCHES_TASK)
 def purge_batches() -> int:
     """Beat (daily): delete ingest batches older than INGEST_BATCH_RETENTION_DAYS that everything is done
     with, in chunks, never one the rollups have not taken in yet; and the Idempotency-Keys past their day."""

@@ -20,12 +20,11 @@ involved.
 """
 
 from apps.alerts.services.evaluation import EvaluationResult, batch_evaluate, batches_requeue_unevaluated
-from apps.alerts.services.events import FAN_OUT_TASK, enqueue_fan_out
+from apps.alerts.services.events import enqueue_fan_out
 from apps.alerts.services.lifecycle import alert_acknowledge, alert_record_reminders, alert_resolve
 from apps.alerts.services.offline import alert_device_offline, alert_device_online
 
 __all__ = [
-    "FAN_OUT_TASK",
     "EvaluationResult",
     "alert_acknowledge",
     "alert_device_offline",

@@ -19,9 +19,11 @@ from apps.alerts.evaluation import Outcome, SensorRow
 from apps.alerts.models import Alert, AlertEvent
 from apps.alerts.services.thresholds import thresholds_evaluate
 from apps.alerts.sql import binary_cursor
+from apps.core.tasks import EVALUATE_BATCH_TASK
 from apps.deadletters.models import DeadLetter
 from apps.ingest.models import IngestBatch
-from apps.ingest.pipeline import EVALUATE_BATCH_TASK, enqueue_evaluation
+from apps.ingest.pipeline import enqueue_evaluation
+from apps.ingest.selectors import batches_unevaluated
 
 # Sets of ids are joined through unnest() rather than matched with "= ANY(array)": with a prepared (generic)
 # plan PostgreSQL searches the array linearly for every row, which costs milliseconds per batch at 1,000 ids.
@@ -114,14 +116,7 @@ def batches_requeue_unevaluated(*, older_than_s: int, limit: int = 1000) -> int:
     """Queue evaluation again for batches stored more than `older_than_s` ago and still not evaluated (the
     broker lost the message, or the worker died and the message expired). Evaluation is idempotent."""
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    batch_ids = [
-        str(batch_id)
-        for batch_id in IngestBatch.objects.filter(
-            status=IngestBatch.Status.DONE, evaluated_at__isnull=True, finished_at__lt=cutoff
-        )
-        .order_by("finished_at")
-        .values_list("pk", flat=True)[:limit]
-    ]
+    batch_ids = batches_unevaluated(finished_before=cutoff, limit=limit)
     # A batch whose evaluation failed for good is a dead letter for staff to replay, not a message to send
     # again every minute.
     dead = set(

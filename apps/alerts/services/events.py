@@ -6,9 +6,7 @@ from celery import current_app
 from django.db import transaction
 
 from apps.alerts.models import AlertEvent
-
-# The notifications side picks events up by task name, so alerting never imports it (the data flows one way).
-FAN_OUT_TASK = "notifications.fan_out"
+from apps.core.tasks import FAN_OUT_TASK
 
 
 def enqueue_fan_out(*, event_ids: list[int]) -> None:

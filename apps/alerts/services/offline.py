@@ -1,4 +1,4 @@
-"""Device-offline alerts: the connectivity sweep of the devices side calls these for each change it finds.
+"""Device-offline alerts: the connectivity sweep (apps/devices/connectivity.py) calls these for each change it finds.
 They have the lifecycle and the subscriptions of threshold alerts; evaluation never resolves them, since only
 the sweep knows whether data is a real return or readings that were in flight when the device went away."""
 

@@ -28,13 +28,12 @@ from apps.notifications.services.delivery import (
 from apps.notifications.services.digests import notifications_send_digests
 from apps.notifications.services.fan_out import notifications_fan_out
 from apps.notifications.services.maintenance import maintenance_window_errors, maintenance_window_save
-from apps.notifications.services.queueing import DELIVER_TASK, enqueue_delivery
+from apps.notifications.services.queueing import enqueue_delivery
 from apps.notifications.services.reminders import notifications_renotify
 from apps.notifications.services.subscriptions import new_secret, subscription_rotate_secret, subscription_save
 from apps.notifications.services.sweeps import notifications_requeue_stalled
 
 __all__ = [
-    "DELIVER_TASK",
     "DeliveryOutcome",
     "enqueue_delivery",
     "maintenance_window_errors",

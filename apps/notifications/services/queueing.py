@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import current_app
 from django.db import transaction
 
-DELIVER_TASK = "notifications.deliver"
+from apps.core.tasks import DELIVER_TASK
 
 
 def enqueue_delivery(*, notification_id: int, countdown: float | None = None) -> None:

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.alerts.models import AlertEvent
-from apps.alerts.services import FAN_OUT_TASK, enqueue_fan_out
+from apps.alerts.services import enqueue_fan_out
+from apps.core.tasks import DELIVER_TASK, FAN_OUT_TASK
 from apps.deadletters.models import DeadLetter
 from apps.notifications.models import Notification
 from apps.notifications.services import queueing
@@ -57,7 +58,7 @@ def notifications_requeue_stalled(*, now: datetime | None = None, limit: int = 1
         .values_list("pk", flat=True)[:limit]
     )
     dead_deliveries = set(
-        DeadLetter.objects.filter(task_name=queueing.DELIVER_TASK, kwargs__notification_id__in=overdue).values_list(
+        DeadLetter.objects.filter(task_name=DELIVER_TASK, kwargs__notification_id__in=overdue).values_list(
             "kwargs__notification_id", flat=True
         )
     )
