@@ -43,7 +43,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sensors", type=int, default=2_000)
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery worker processes")
-    parser.add_argument("--write-method", choices=["copy", "unnest"], default="copy")
     parser.add_argument("--database", default="telemetry_bench")
     parser.add_argument(
         "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
@@ -62,7 +61,6 @@ def setup_environment(args: argparse.Namespace) -> dict[str, str]:
         db_url_base=args.db_url_base,
         database=args.database,
         redis_url=args.redis_url,
-        INGEST_WRITE_METHOD=args.write_method,
         # One token sends everything here; in production the ingest budget is per device or gateway.
         THROTTLE_INGEST_READINGS_RATE="off",
         THROTTLE_TOKEN_RATE="off",
@@ -352,7 +350,6 @@ def main() -> None:
         "batch_size": args.batch_size,
         "clients": args.clients,
         "sensors": len(sensors),
-        "write_method": args.write_method,
         "evaluated": not args.store_only,
         "readings_per_s": round(rate),
         "copy_per_s": baselines["copy_per_s"],

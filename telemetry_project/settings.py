@@ -337,9 +337,6 @@ if INGEST_MAX_ABS_VALUE > 1e300:
     raise ImproperlyConfigured("INGEST_MAX_ABS_VALUE must be at most 1e300, or sums of readings would overflow.")
 INGEST_REJECT_SAMPLES = env_int("INGEST_REJECT_SAMPLES", 20, minimum=0)
 INGEST_SENSOR_CACHE_S = env_int("INGEST_SENSOR_CACHE_S", 60, minimum=0)
-# How readings reach the table: "copy" (COPY into a staging table, then INSERT ... ON CONFLICT) or "unnest"
-# (one INSERT ... SELECT FROM unnest(...)). bench/ingest.py measures both; copy is faster here.
-INGEST_WRITE_METHOD = env_choice("INGEST_WRITE_METHOD", "copy", {"copy", "unnest"})
 # A repeated (device, seq) within this window is a duplicate datagram; after it, the seq may be reused.
 INGEST_SEQ_DEDUP_WINDOW_S = env_int("INGEST_SEQ_DEDUP_WINDOW_S", 86_400, minimum=1)
 # Largest request body of any other path (ingest has its own limits above); larger ones are refused with 413
