@@ -19,8 +19,8 @@ REBIRTH_METRIC = "Node Control/Rebirth"
 BDSEQ_METRIC = "bdSeq"
 
 # Sparkplug data types (section 6.4.16) the host reads as numbers, and the one it writes booleans with.
-NUMERIC_TYPES = set(range(1, 11)) | {11}
 BOOLEAN = 11
+DOUBLE = 10
 
 
 class PayloadError(Exception):
@@ -104,7 +104,7 @@ def metric_write(writes: dict[str, tuple[int, object]]) -> bytes:
         metric = payload.metrics.add(name=name, timestamp=payload.timestamp, datatype=datatype)
         if datatype == BOOLEAN:
             metric.boolean_value = bool(value)
-        elif datatype in (9,):
+        elif datatype == 9:
             metric.float_value = float(value)
         elif datatype == 10:
             metric.double_value = float(value)

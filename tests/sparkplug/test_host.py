@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from apps.alerts.models import Alert
+from apps.commands.models import Command
 from apps.devices.models import Device
 from apps.devices.services import device_create
 from apps.ingest.models import Reading
 from apps.sparkplug import payloads
 from apps.sparkplug.models import Endpoint
 from apps.sparkplug.services import endpoint_accept
+from tests.factories import API, assert_error_shape
 from tests.sparkplug.edge import DOUBLE, EdgeNode
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -104,3 +106,42 @@ def test_an_unknown_device_waits_for_acceptance_without_auto_provisioning(edge, 
     edge.ddata("meter2", [{"alias": 1, "datatype": DOUBLE, "double_value": 756.0}])
 
     wait_for(lambda: _values("plant1:edge1:meter2", "voltage_dc") == [756.0], timeout=20)
+
+
+def _commands_url(device_id: str) -> str:
+    return f"{API}/devices/{Device.objects.get(device_id=device_id).pk}/commands/"
+
+
+def test_a_write_command_becomes_a_dcmd_of_writable_metrics(edge, operator_api, wait_for):
+    edge.nbirth()
+    edge.dbirth(
+        "meter1", [*METER_BIRTH, {"name": "Setpoint", "datatype": DOUBLE, "double_value": 0.0, "writable": True}]
+    )
+    wait_for(lambda: Device.objects.filter(device_id="plant1:edge1:meter1", connection_status="online").exists())
+
+    response = operator_api.post(
+        _commands_url("plant1:edge1:meter1"), {"cmd": "write", "params": {"Setpoint": 42.5}}, format="json"
+    )
+
+    assert response.status_code == 201, response.json()
+    topic, command = edge.wait_for_command()
+    assert topic == "spBv1.0/plant1/DCMD/edge1/meter1"
+    assert [(metric.name, metric.datatype, metric.double_value) for metric in command.metrics] == [
+        ("Setpoint", DOUBLE, 42.5)
+    ]
+
+
+def test_a_command_the_device_cannot_take_is_a_400_naming_the_field(edge, operator_api, wait_for):
+    edge.nbirth()
+    edge.dbirth("meter1", METER_BIRTH)
+    wait_for(lambda: Device.objects.filter(device_id="plant1:edge1:meter1").exists())
+    url = _commands_url("plant1:edge1:meter1")
+
+    not_writable = operator_api.post(url, {"cmd": "write", "params": {"Inputs/Voltage_DC": 1}}, format="json")
+    not_a_write = operator_api.post(url, {"cmd": "reboot"}, format="json")
+
+    assert not_writable.status_code == 400
+    assert_error_shape(not_writable, "params.Inputs/Voltage_DC")
+    assert not_a_write.status_code == 400
+    assert_error_shape(not_a_write, "cmd")
+    assert not Command.objects.exists()
