@@ -112,8 +112,12 @@ def _birth(topic: Topic, payload, at: datetime) -> Outcome:
         if metric_type_code(metric.name, codes) is None:
             unmapped.append(metric.name)
     endpoint.metrics, endpoint.aliases, endpoint.unmapped_metrics, endpoint.born_at = metrics, aliases, unmapped, at
-    if endpoint.device is None and settings.SPARKPLUG_AUTO_PROVISION:
-        endpoint.device = _provision(endpoint)
+    if endpoint.device is None:
+        # A device an admin made with the endpoint's id (the edge node's, for its broker account) is its
+        # acceptance already; without one, only auto-provisioning creates it.
+        endpoint.device = Device.objects.filter(device_id=endpoint.external_id).first()
+        if endpoint.device is None and settings.SPARKPLUG_AUTO_PROVISION:
+            endpoint.device = _provision(endpoint)
     if endpoint.device is not None:
         _ensure_sensors(endpoint.device, {metric_type_code(name, codes) for name in metrics} - {None})
         device_record_heartbeat(device=endpoint.device, seen_at=at)

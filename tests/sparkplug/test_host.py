@@ -145,3 +145,36 @@ def test_a_command_the_device_cannot_take_is_a_400_naming_the_field(edge, operat
     assert not_a_write.status_code == 400
     assert_error_shape(not_a_write, "cmd")
     assert not Command.objects.exists()
+
+
+def test_waiting_endpoints_and_unmapped_metrics_are_listed_and_accepted_through_the_api(
+    edge, settings, admin_api, wait_for
+):
+    settings.SPARKPLUG_AUTO_PROVISION = False
+    edge.nbirth()
+    edge.dbirth("meter3", METER_BIRTH)
+    wait_for(lambda: Endpoint.objects.filter(device_name="meter3").exists(), timeout=10)
+
+    (listed,) = admin_api.get(f"{API}/sparkplug/endpoints/", {"waiting": "true"}).json()["results"]
+    assert (listed["device_id"], listed["waiting"], listed["unmapped_metrics"]) == (
+        "plant1:edge1:meter3",
+        True,
+        ["Inputs/Vibration"],
+    )
+    accepted = admin_api.post(f"{API}/sparkplug/endpoints/{listed['id']}/accept/")
+
+    assert accepted.status_code == 200 and accepted.json()["waiting"] is False
+    device = Device.objects.get(device_id="plant1:edge1:meter3")
+    assert set(device.sensors.values_list("sensor_type__code", flat=True)) == {"voltage_dc", "current_dc"}
+    assert admin_api.get(f"{API}/sparkplug/endpoints/", {"waiting": "maybe"}).status_code == 400
+
+
+def test_a_sensor_type_alias_maps_a_metric(edge, world, wait_for):
+    world.sensor_types["temperature"].aliases = ["OilTemp"]
+    world.sensor_types["temperature"].save()
+    edge.nbirth()
+    edge.dbirth("pump1", [{"name": "Motor/OilTemp", "alias": 7, "datatype": DOUBLE, "double_value": 40.0}])
+    edge.ddata("pump1", [{"alias": 7, "datatype": DOUBLE, "double_value": 41.5}])
+
+    wait_for(lambda: _values("plant1:edge1:pump1", "temperature") == [41.5], timeout=20)
+    assert Endpoint.objects.get(device_name="pump1").unmapped_metrics == []
