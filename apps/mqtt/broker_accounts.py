@@ -177,9 +177,9 @@ def device_account(device_id: str, secret: str, status: str, *, root: str) -> Ac
 def sparkplug_edge_node_acls(device_id: str) -> tuple[tuple[str, str], ...]:
     """A device whose id is "{group}:{edge node}" is a Sparkplug edge node: it publishes its node's and its
     devices' births, data and deaths, and hears its commands and the hosts' STATE, within its own group and
-    node only."""
+    node only. (Whether SPARKPLUG_ENABLED is on or not, as for the backend's account.)"""
     group, _, edge_node = device_id.partition(":")
-    if not settings.SPARKPLUG_ENABLED or not group or not edge_node or ":" in edge_node:
+    if not group or not edge_node or ":" in edge_node:
         return ()
     return (
         ("publishClientSend", f"spBv1.0/{group}/+/{edge_node}"),
@@ -200,13 +200,14 @@ def backend_account(*, root: str) -> Account | None:
         ("subscribePattern", f"$share/+/{root}/#"),
         ("subscribePattern", "$SYS/#"),
     )
-    if settings.SPARKPLUG_ENABLED:
-        acls += (
-            ("subscribePattern", "spBv1.0/#"),
-            ("publishClientSend", "spBv1.0/+/NCMD/+"),
-            ("publishClientSend", "spBv1.0/+/DCMD/+/+"),
-            ("publishClientSend", f"spBv1.0/STATE/{settings.SPARKPLUG_HOST_ID}"),
-        )
+    # The Sparkplug host's, whether or not SPARKPLUG_ENABLED is on: every process computes the same accounts,
+    # so turning it on or off does not rebuild them (and drop their connections).
+    acls += (
+        ("subscribePattern", "spBv1.0/#"),
+        ("publishClientSend", "spBv1.0/+/NCMD/+"),
+        ("publishClientSend", "spBv1.0/+/DCMD/+/+"),
+        ("publishClientSend", f"spBv1.0/STATE/{settings.SPARKPLUG_HOST_ID}"),
+    )
     return Account(
         username=settings.MQTT_USERNAME,
         password=settings.MQTT_PASSWORD,

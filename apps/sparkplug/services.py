@@ -128,7 +128,14 @@ def _birth(topic: Topic, payload, at: datetime) -> Outcome:
 def _provision(endpoint: Endpoint) -> Device:
     device = Device.objects.filter(device_id=endpoint.external_id).first()
     if device is None:
-        device, _ = device_create(device_id=endpoint.external_id, name=endpoint.external_id, payload_adapter="")
+        # A device behind an edge node is where the node is, so it shows up there on the plant overview.
+        node_device = Device.objects.filter(device_id=f"{endpoint.group}:{endpoint.edge_node}").first()
+        device, _ = device_create(
+            device_id=endpoint.external_id,
+            name=endpoint.external_id,
+            payload_adapter="",
+            location=node_device.location if node_device else None,
+        )
     return device
 
 
