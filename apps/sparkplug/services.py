@@ -14,6 +14,7 @@ rebirth request is published as NCMD.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -36,8 +37,24 @@ class Outcome:
     ignored: str = ""  # why nothing was done
 
 
-def type_codes() -> dict[str, str]:
-    """Lower-cased names and aliases -> sensor type code."""
+TYPE_CODES_TTL_S = 10.0
+_type_codes_cache: tuple[float, dict[str, str]] = (0.0, {})
+
+
+def type_codes(*, fresh: bool = False) -> dict[str, str]:
+    """Lower-cased names and aliases -> sensor type code, read again at most every few seconds (every data
+    message needs it; a new type or alias counts within TYPE_CODES_TTL_S, or at the next birth, which reads
+    them fresh)."""
+    global _type_codes_cache
+    expires, codes = _type_codes_cache
+    if not fresh and time.monotonic() < expires:
+        return codes
+    codes = _type_codes_read()
+    _type_codes_cache = (time.monotonic() + TYPE_CODES_TTL_S, codes)
+    return codes
+
+
+def _type_codes_read() -> dict[str, str]:
     codes = {}
     for code, aliases in SensorType.objects.values_list("code", "aliases"):
         for alias in aliases or []:
@@ -100,7 +117,7 @@ def _birth(topic: Topic, payload, at: datetime) -> Outcome:
         endpoint, _ = Endpoint.objects.get_or_create(
             group=topic.group, edge_node=topic.edge_node, device_name=topic.device_name
         )
-    codes = type_codes()
+    codes = type_codes(fresh=True)
     metrics, aliases, unmapped = {}, {}, []
     for metric in payload.metrics:
         if not metric.name or metric.name.startswith(("Node Control/", "Properties/")) or metric.name == "bdSeq":
@@ -144,7 +161,7 @@ def endpoint_accept(*, endpoint: Endpoint) -> Device:
     with transaction.atomic():
         endpoint.device = _provision(endpoint)
         endpoint.save(update_fields=["device"])
-        codes = type_codes()
+        codes = type_codes(fresh=True)
         _ensure_sensors(endpoint.device, {metric_type_code(name, codes) for name in endpoint.metrics} - {None})
     return endpoint.device
 
