@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "apps.mqtt",
     "apps.influx",
     "apps.commands",
+    "apps.sparkplug",
     "apps.operations",
     "apps.dashboard",
     "apps.demo",
@@ -522,6 +523,12 @@ MQTT_INSECURE_BROKER = env_bool("MQTT_INSECURE_BROKER", False)
 MQTT_REPLAY_WINDOW_S = env_int("MQTT_REPLAY_WINDOW_S", 900, minimum=10)
 # Accept v2 signatures (no ts, nonce or topic kind signed: replayable) while a fleet moves to v3.
 MQTT_ACCEPT_V2_SIGNATURES = env_bool("MQTT_ACCEPT_V2_SIGNATURES", False)
+
+# Sparkplug B host application in the MQTT bridge (docs/protocols.md#sparkplug-b): edge nodes under spBv1.0/.
+SPARKPLUG_ENABLED = env_bool("SPARKPLUG_ENABLED", False)
+SPARKPLUG_HOST_ID = env_str("SPARKPLUG_HOST_ID", "telemetry")
+# Create the devices and sensors an unknown edge node announces in its births; otherwise they wait for an admin.
+SPARKPLUG_AUTO_PROVISION = env_bool("SPARKPLUG_AUTO_PROVISION", False)
 # Several bridges share the device topics through MQTT 5 shared subscriptions ($share/<group>/...) when this
 # names the group; each bridge still needs its own MQTT_CLIENT_ID. Empty: one bridge takes everything.
 MQTT_SHARED_GROUP = env_str("MQTT_SHARED_GROUP", "")

@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("apps.aggregates.urls")),
     path("", include("apps.stats.urls")),
     path("", include("apps.commands.urls")),
+    path("", include("apps.sparkplug.urls")),
 ]
 
 urlpatterns = [

@@ -29,6 +29,10 @@ MAX_DETAIL_LENGTH = 1000
 # TimeoutError) when it could not be handed to the broker.
 Publish = Callable[[Device, dict, int], None]
 
+# check(device=, cmd=, params=): raises ApplicationError when a transport cannot carry the command to this
+# device (Sparkplug devices only take writes of their writable metrics). Transports register theirs at start.
+COMMAND_CHECKS: list[Callable[..., None]] = []
+
 
 def contains_nul(value: Any) -> bool:
     """PostgreSQL text and jsonb cannot hold U+0000; caught here, it is a 400 rather than a database error."""
@@ -63,6 +67,8 @@ def command_create(
             errors={"device": ["Inactive devices cannot receive commands."]},
             status_code=409,
         )
+    for check in COMMAND_CHECKS:
+        check(device=device, cmd=cmd, params=params or {})
     ttl_s = ttl_s or settings.COMMAND_DEFAULT_TTL_S
     with transaction.atomic():
         command = Command.objects.create(

@@ -27,7 +27,7 @@ def _editable_values(instance: Model) -> dict:
 
 @admin.register(SensorType)
 class SensorTypeAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "unit", "plausible_min", "plausible_max"]
+    list_display = ["code", "name", "unit", "plausible_min", "plausible_max", "aliases"]
     search_fields = ["code", "name"]
     ordering = ["code"]
 

@@ -30,7 +30,12 @@ def _contains_nul(value) -> bool:
 class SensorTypeSerializer(serializers.ModelSerializer):
     class Meta:
         model = SensorType
-        fields = ["id", "code", "name", "unit", "description", "plausible_min", "plausible_max"]
+        fields = ["id", "code", "name", "unit", "description", "plausible_min", "plausible_max", "aliases"]
+
+    def validate_aliases(self, value):
+        if not isinstance(value, list) or not all(isinstance(alias, str) and 0 < len(alias) <= 100 for alias in value):
+            raise serializers.ValidationError("Must be a list of names (1 to 100 characters each).")
+        return value
 
     def validate(self, attrs):
         low = attrs.get("plausible_min", getattr(self.instance, "plausible_min", None))

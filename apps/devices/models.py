@@ -20,6 +20,11 @@ class SensorType(models.Model):
     description = models.TextField(blank=True, default="")
     plausible_min = models.FloatField(null=True, blank=True, help_text="Readings below are data-quality rejects.")
     plausible_max = models.FloatField(null=True, blank=True, help_text="Readings above are data-quality rejects.")
+    aliases = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Other names of this type in Sparkplug metric names (case-insensitive), e.g. ["Temp"].',
+    )
 
     class Meta:
         ordering = ["code"]

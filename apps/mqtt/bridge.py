@@ -42,6 +42,7 @@ from apps.mqtt.messages import Inbound, MessageRejected, Reason, Repeated
 from apps.mqtt.rejects import UNKNOWN_DEVICE_KEY, DeadLetterBudget, dead_letter_record
 from apps.mqtt.services import Checked, DeviceDirectory
 from apps.operations import metrics
+from apps.sparkplug import host as sparkplug
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class Bridge:
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(settings.MQTT_RECONNECT_MIN_DELAY_S, settings.MQTT_RECONNECT_MAX_DELAY_S)
+        sparkplug.set_will(client)
         return client
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -156,6 +158,7 @@ class Bridge:
         _, self._device_subscription = client.subscribe([(topic, 1) for topic in filters])
         # The broker's statistics are QoS 0 and outside the session: nothing to acknowledge or keep.
         client.subscribe([(topic, 0) for topic in broker_stats.TOPICS])
+        sparkplug.on_connect(client)
         logger.info(
             "mqtt bridge: connected to %s:%s as %s (session %s)",
             self.broker.host,
@@ -195,7 +198,9 @@ class Bridge:
             broker_stats.record(message.topic, message.payload)
             return
         parsed = topics.parse(message.topic, self.options.topic_root)
-        device_id, kind = parsed if parsed else ("", "")
+        device_id, kind = (
+            parsed if parsed else ("", sparkplug.KIND if sparkplug.is_sparkplug_topic(message.topic) else "")
+        )
         self._inbox.put(
             Inbound(
                 topic=message.topic,
@@ -339,8 +344,14 @@ class Bridge:
     def _dispatch(self, message: Inbound, pending: Pending) -> None:
         if message.kind:
             self.stats[f"received_{message.kind.replace('/', '_')}"] += 1
-        checked = services.message_check(message, self._directory, topic_root=self.options.topic_root)
-        if message.kind == topics.TELEMETRY:
+        if message.kind == sparkplug.KIND:
+            checked = sparkplug.message_route(message, self._client)
+            if checked is None:
+                pending.done = True
+                return
+        else:
+            checked = services.message_check(message, self._directory, topic_root=self.options.topic_root)
+        if message.kind in (topics.TELEMETRY, sparkplug.KIND):
             if self._batch is None:
                 self._batch = MicroBatch()
             self._batch.add(checked, pending)

@@ -163,6 +163,7 @@ class Account:
 def device_account(device_id: str, secret: str, status: str, *, root: str) -> Account:
     acls = tuple(("publishClientSend", topics.device_topic(root, device_id, kind)) for kind in topics.INBOUND_KINDS)
     acls += (("subscribeLiteral", topics.device_topic(root, device_id, topics.COMMAND)),)
+    acls += sparkplug_edge_node_acls(device_id)
     return Account(
         username=device_id,
         password=mqtt_password(secret),
@@ -170,6 +171,22 @@ def device_account(device_id: str, secret: str, status: str, *, root: str) -> Ac
         acls=acls,
         kind="device",
         disabled=status == Device.Status.INACTIVE,
+    )
+
+
+def sparkplug_edge_node_acls(device_id: str) -> tuple[tuple[str, str], ...]:
+    """A device whose id is "{group}:{edge node}" is a Sparkplug edge node: it publishes its node's and its
+    devices' births, data and deaths, and hears its commands and the hosts' STATE, within its own group and
+    node only. (Whether SPARKPLUG_ENABLED is on or not, as for the backend's account.)"""
+    group, _, edge_node = device_id.partition(":")
+    if not group or not edge_node or ":" in edge_node:
+        return ()
+    return (
+        ("publishClientSend", f"spBv1.0/{group}/+/{edge_node}"),
+        ("publishClientSend", f"spBv1.0/{group}/+/{edge_node}/+"),
+        ("subscribeLiteral", f"spBv1.0/{group}/NCMD/{edge_node}"),
+        ("subscribePattern", f"spBv1.0/{group}/DCMD/{edge_node}/+"),
+        ("subscribePattern", "spBv1.0/STATE/+"),
     )
 
 
@@ -182,6 +199,14 @@ def backend_account(*, root: str) -> Account | None:
         ("subscribePattern", f"{root}/#"),
         ("subscribePattern", f"$share/+/{root}/#"),
         ("subscribePattern", "$SYS/#"),
+    )
+    # The Sparkplug host's, whether or not SPARKPLUG_ENABLED is on: every process computes the same accounts,
+    # so turning it on or off does not rebuild them (and drop their connections).
+    acls += (
+        ("subscribePattern", "spBv1.0/#"),
+        ("publishClientSend", "spBv1.0/+/NCMD/+"),
+        ("publishClientSend", "spBv1.0/+/DCMD/+/+"),
+        ("publishClientSend", f"spBv1.0/STATE/{settings.SPARKPLUG_HOST_ID}"),
     )
     return Account(
         username=settings.MQTT_USERNAME,

@@ -16,6 +16,7 @@ from apps.devices.models import Device
 from apps.mqtt import topics
 from apps.mqtt.config import broker_config, new_client
 from apps.mqtt.signing import signed_json, signed_message
+from apps.sparkplug.commands import command_publication
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,11 @@ def command_payload(device: Device, message: dict) -> bytes:
 
 
 def publish_command(device: Device, message: dict, expiry_s: int) -> None:
-    """The `publish` of apps.commands: a signed command on the device's command topic, QoS 1."""
+    """The `publish` of apps.commands: a signed command on the device's command topic, QoS 1; for a Sparkplug
+    device a metric write, QoS 0 as Sparkplug asks of commands."""
+    sparkplug_command = command_publication(device, message)
+    if sparkplug_command is not None:
+        publisher().publish(*sparkplug_command, qos=0, expiry_s=expiry_s)
+        return
     topic = topics.device_topic(settings.MQTT_TOPIC_ROOT, device.device_id, topics.COMMAND)
     publisher().publish(topic, command_payload(device, message), qos=1, expiry_s=expiry_s)
