@@ -40,6 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from apps.demo.incident import STUCK_HUMIDITY, IncidentSchedule, IncidentTargets, breach_value, phase_at
 from apps.devices.keys import hash_ingest_key
 from apps.devices.models import Device
 from apps.mqtt import topics
@@ -105,6 +106,8 @@ class SignalModel:
         self.base_voltage = rng.uniform(742.0, 758.0)
         self.walk = 0.0
         self.breach: Breach | None = None
+        # Values a scripted incident holds, by type code, instead of the signal (apps/demo/incident.py).
+        self.overrides: dict[str, float] = {}
 
     def maybe_start_breach(self, now: float, chance: float) -> None:
         if self.breach is not None and now < self.breach.started + self.breach.duration_s:
@@ -140,6 +143,8 @@ class SignalModel:
                 value = self._generic(sensor, daily)
             if self.breach is not None and self.breach.type_code == sensor.type_code:
                 value += self.breach.offset_at(now)
+            if sensor.type_code in self.overrides:
+                value = self.overrides[sensor.type_code]
             if sensor.low is not None:
                 value = max(value, sensor.low)
             if sensor.high is not None:
@@ -456,8 +461,11 @@ class Simulation:
         silence_chance_per_hour: float = 0.05,
         report: Callable[[str], None] | None = None,
         report_every_s: float = 10.0,
+        incident: tuple[IncidentSchedule, IncidentTargets] | None = None,
     ) -> None:
         self.devices = devices
+        self.incident = incident
+        self.by_id = {device.device_id: device for device in devices}
         self.transport = transport
         self.rng = rng
         self.breach_chance_per_minute = breach_chance_per_minute
@@ -481,6 +489,8 @@ class Simulation:
                 now = time.monotonic()
                 if duration_s and now - started >= duration_s:
                     break
+                if self.incident is not None:
+                    self._play_incident(now - started, now)
                 for device in self.devices:
                     self._tick(device, now)
                 if self.report and now - last_report >= self.report_every_s:
@@ -490,6 +500,27 @@ class Simulation:
         finally:
             self.transport.stop_all(self.devices)
         return self.stats
+
+    def _play_incident(self, elapsed_s: float, now: float) -> None:
+        schedule, targets = self.incident
+        phase = phase_at(schedule, elapsed_s)
+        if (breached := self.by_id.get(targets.breach or "")) is not None:
+            value = breach_value(phase)
+            if value is None:
+                breached.signals.overrides.pop("temperature", None)
+            else:
+                breached.signals.overrides["temperature"] = value
+        if (stuck := self.by_id.get(targets.stuck or "")) is not None:
+            if phase.stuck:
+                stuck.signals.overrides["humidity"] = STUCK_HUMIDITY
+            else:
+                stuck.signals.overrides.pop("humidity", None)
+        offline = self.by_id.get(targets.offline or "")
+        if offline is not None and phase.offline and not offline.silent_until:
+            # _tick brings it back when the silence ends, as for a random one.
+            offline.silent_until = now + phase.offline_left_s
+            self.transport.lose_connection(offline)
+            self.stats["incidents"] += 1
 
     def _tick(self, device: SimulatedDevice, now: float) -> None:
         while device.actions:

@@ -8,6 +8,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.demo.incident import IncidentSchedule, choose_targets
+from apps.demo.plant import threshold_overridden_devices
 from apps.mqtt.config import broker_config
 from apps.mqtt.simulator import HttpTransport, MqttTransport, Simulation, default_http_url, load_devices
 
@@ -30,6 +32,15 @@ class Command(BaseCommand):
         parser.add_argument("--url", default=None, help="API base URL for --via http (default http://127.0.0.1:$PORT)")
         parser.add_argument("--breach-chance", type=float, default=0.01, help="per device and minute (default 0.01)")
         parser.add_argument("--dropout-chance", type=float, default=0.01, help="per datagram (default 0.01)")
+        parser.add_argument(
+            "--incident-every",
+            type=float,
+            default=0,
+            help="seconds between the scripted incidents of apps/demo/incident.py (0, the default: none)",
+        )
+        parser.add_argument(
+            "--incident-first", type=float, default=60, help="seconds until the first incident (default 60)"
+        )
         parser.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable run")
 
     def handle(self, *args, **options):
@@ -54,12 +65,28 @@ class Command(BaseCommand):
             transport = MqttTransport(broker_config(), topic_root=settings.MQTT_TOPIC_ROOT, stats=Counter())
         else:
             transport = HttpTransport(options["url"] or default_http_url(), stats=Counter())
+        incident = None
+        if options["incident_every"]:
+            try:
+                schedule = IncidentSchedule(first_at_s=options["incident_first"], every_s=options["incident_every"])
+            except ValueError as exc:
+                raise CommandError(f"--incident-every/--incident-first: {exc}") from None
+            targets = choose_targets(
+                {device.device_id: {sensor.type_code for sensor in device.signals.sensors} for device in devices},
+                avoid=threshold_overridden_devices(),
+            )
+            incident = (schedule, targets)
+            self.stdout.write(
+                f"simulate: scripted incident after {schedule.first_at_s:g} s, then every {schedule.every_s:g} s: "
+                f"{targets.breach} breaches, {targets.offline} goes offline, {targets.stuck} gets stuck"
+            )
         simulation = Simulation(
             devices,
             transport,
             rng=rng,
             breach_chance_per_minute=options["breach_chance"],
             dropout_chance=options["dropout_chance"],
+            incident=incident,
             report=lambda line: self.stdout.write(f"simulate: {line}"),
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
