@@ -405,12 +405,18 @@ class HttpTransport:
         self.in_flight = 0
         self.lock = threading.Lock()
 
-    def _post(self, path: str, key: str, body: dict) -> None:
+    def _post(self, path: str, key: str, body: dict | bytes) -> None:
+        # A dict goes to our JSON API with the device scheme; bytes are line protocol, with the "Token" scheme
+        # every InfluxDB client sends (the influx app takes a device key there too).
+        is_json = isinstance(body, dict)
         request = urllib.request.Request(
             f"{self.base_url}{path}",
-            data=orjson.dumps(body),
+            data=orjson.dumps(body) if is_json else body,
             method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Device {key}"},
+            headers={
+                "Content-Type": "application/json" if is_json else "text/plain; charset=utf-8",
+                "Authorization": f"Device {key}" if is_json else f"Token {key}",
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -422,7 +428,7 @@ class HttpTransport:
             with self.lock:
                 self.in_flight -= 1
 
-    def _submit(self, path: str, key: str, body: dict) -> None:
+    def _submit(self, path: str, key: str, body: dict | bytes) -> None:
         with self.lock:
             if self.in_flight > 200:  # the server is not keeping up; drop rather than queue without bound
                 self.stats["http_backlog_dropped"] += 1
@@ -447,6 +453,66 @@ class HttpTransport:
 
     def stop_all(self, devices: list[SimulatedDevice]) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)
+
+
+def line_protocol(datagram: dict) -> bytes:
+    """A datagram as InfluxDB line protocol, one line per measurement, timestamps in milliseconds."""
+    lines = []
+    for measurement in datagram["measurements"]:
+        tags = f"device={datagram['device_id']}"
+        if measurement.get("channel"):
+            tags += f",channel={measurement['channel']}"
+        stamp = int(datetime.fromisoformat(measurement["ts"]).timestamp() * 1000)
+        lines.append(f"telemetry,{tags} {measurement['type']}={measurement['val']} {stamp}")
+    return "\n".join(lines).encode()
+
+
+class LineProtocolTransport(HttpTransport):
+    """Like a Telegraf or an InfluxDB client in front of a device: posts its readings to /api/v2/write."""
+
+    name = "line protocol"
+
+    def send(self, device: SimulatedDevice, datagram: dict) -> None:
+        self._submit("/api/v2/write?precision=ms", device.key, line_protocol(datagram))
+
+
+class SplitTransport:
+    """Some devices over one transport, the rest over another (the demo: most over MQTT, a few as line
+    protocol). A further source, such as a Sparkplug edge node, joins the same way."""
+
+    def __init__(self, primary, secondary, secondary_ids: set[str]) -> None:
+        self.primary, self.secondary, self.secondary_ids = primary, secondary, secondary_ids
+        self.stats = primary.stats
+        self.name = f"{primary.name} and {secondary.name} ({len(secondary_ids)})"
+
+    def _for(self, device: SimulatedDevice):
+        return self.secondary if device.device_id in self.secondary_ids else self.primary
+
+    def start(self, device: SimulatedDevice) -> None:
+        self._for(device).start(device)
+
+    def send(self, device: SimulatedDevice, datagram: dict) -> None:
+        self._for(device).send(device, datagram)
+
+    def heartbeat(self, device: SimulatedDevice) -> None:
+        self._for(device).heartbeat(device)
+
+    def lose_connection(self, device: SimulatedDevice) -> None:
+        self._for(device).lose_connection(device)
+
+    def reconnect(self, device: SimulatedDevice) -> None:
+        self._for(device).reconnect(device)
+
+    # Commands arrive over MQTT only, so only the primary (MQTT) answers them.
+    def answer(self, device: SimulatedDevice, *args, **kwargs) -> None:
+        self.primary.answer(device, *args, **kwargs)
+
+    def ota_report(self, device: SimulatedDevice, *args) -> None:
+        self.primary.ota_report(device, *args)
+
+    def stop_all(self, devices: list[SimulatedDevice]) -> None:
+        self.primary.stop_all([device for device in devices if device.device_id not in self.secondary_ids])
+        self.secondary.stop_all([device for device in devices if device.device_id in self.secondary_ids])
 
 
 class Simulation:

@@ -24,8 +24,16 @@ from apps.demo.incident import (
 )
 from apps.demo.plant import threshold_overridden_devices
 from apps.devices.models import Device
+from apps.ingest.models import Reading
 from apps.mqtt.config import broker_config
-from apps.mqtt.simulator import MqttTransport, Simulation, load_devices
+from apps.mqtt.simulator import (
+    LineProtocolTransport,
+    MqttTransport,
+    Simulation,
+    SplitTransport,
+    line_protocol,
+    load_devices,
+)
 from apps.thresholds.models import Threshold
 from apps.thresholds.services import threshold_update
 
@@ -84,7 +92,7 @@ def test_three_different_devices_play_the_parts_and_overridden_ones_do_not_breac
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_the_demo_plant_is_seen_and_the_scripted_breach_opens_and_resolves_an_alert(
-    start_bridge, mqtt_broker, tmp_path, wait_for
+    start_bridge, mqtt_broker, live_server, tmp_path, wait_for
 ):
     keys_path = tmp_path / "device-keys.json"
     call_command("seed_demo", f"--device-keys={keys_path}", stdout=io.StringIO())
@@ -102,9 +110,12 @@ def test_the_demo_plant_is_seen_and_the_scripted_breach_opens_and_resolves_an_al
         avoid=threshold_overridden_devices(),
     )
     schedule = IncidentSchedule(first_at_s=2, every_s=60, warning_s=4, critical_s=4, offline_s=4, stuck_s=4)
+    mqtt = MqttTransport(broker_config(), topic_root=settings.MQTT_TOPIC_ROOT, stats=Counter())
+    line_ids = {device.device_id for device in devices[-2:]}
+    transport = SplitTransport(mqtt, LineProtocolTransport(live_server.url, stats=mqtt.stats), line_ids)
     simulation = Simulation(
         devices,
-        MqttTransport(broker_config(), topic_root=settings.MQTT_TOPIC_ROOT, stats=Counter()),
+        transport,
         rng=rng,
         breach_chance_per_minute=0,
         dropout_chance=0,
@@ -115,10 +126,26 @@ def test_the_demo_plant_is_seen_and_the_scripted_breach_opens_and_resolves_an_al
     stats = simulation.run(duration_s=16)
 
     assert len(devices) == Device.objects.exclude(status=Device.Status.INACTIVE).count() == 50
-    assert stats["incidents"] == 1
+    assert stats["incidents"] == 1 and stats["http_errors"] == 0
     wait_for(lambda: not Device.objects.filter(last_seen=None).exists(), timeout=30)
     alert = wait_for(
         lambda: Alert.objects.filter(device__device_id=targets.breach, state=Alert.State.RESOLVED).first(),
-        timeout=30,
+        timeout=60,
     )
     assert alert.sensor.sensor_type.code == "temperature" and alert.max_severity == "critical"
+    for device_id in line_ids:  # the line-protocol devices' readings are stored like the others'
+        wait_for(lambda device_id=device_id: Reading.objects.filter(sensor__device__device_id=device_id).exists())
+
+
+def test_a_datagram_becomes_one_line_protocol_line_per_measurement():
+    datagram = {
+        "device_id": "dc-meter-001",
+        "measurements": [
+            {"ts": "2026-02-12T16:00:00.250Z", "type": "voltage_dc", "val": 752.3, "unit": "V"},
+            {"ts": "2026-02-12T16:00:00.250Z", "type": "temperature", "val": 21.5, "channel": "2"},
+        ],
+    }
+    assert line_protocol(datagram).decode().splitlines() == [
+        "telemetry,device=dc-meter-001 voltage_dc=752.3 1770912000250",
+        "telemetry,device=dc-meter-001,channel=2 temperature=21.5 1770912000250",
+    ]

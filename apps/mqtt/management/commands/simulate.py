@@ -11,7 +11,15 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.demo.incident import IncidentSchedule, choose_targets
 from apps.demo.plant import threshold_overridden_devices
 from apps.mqtt.config import broker_config
-from apps.mqtt.simulator import HttpTransport, MqttTransport, Simulation, default_http_url, load_devices
+from apps.mqtt.simulator import (
+    HttpTransport,
+    LineProtocolTransport,
+    MqttTransport,
+    Simulation,
+    SplitTransport,
+    default_http_url,
+    load_devices,
+)
 
 
 class Command(BaseCommand):
@@ -41,6 +49,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--incident-first", type=float, default=60, help="seconds until the first incident (default 60)"
         )
+        parser.add_argument(
+            "--line-protocol-devices",
+            type=int,
+            default=0,
+            help="with --via mqtt, how many of the devices (the last ones) post InfluxDB line protocol to "
+            "/api/v2/write at --url instead (default 0)",
+        )
         parser.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable run")
 
     def handle(self, *args, **options):
@@ -63,6 +78,10 @@ class Command(BaseCommand):
             self.stderr.write(f"Only {len(devices)} device(s) with working keys; simulating those.")
         if options["via"] == "mqtt":
             transport = MqttTransport(broker_config(), topic_root=settings.MQTT_TOPIC_ROOT, stats=Counter())
+            if options["line_protocol_devices"] > 0:
+                line_ids = {device.device_id for device in devices[-options["line_protocol_devices"] :]}
+                line_transport = LineProtocolTransport(options["url"] or default_http_url(), stats=transport.stats)
+                transport = SplitTransport(transport, line_transport, line_ids)
         else:
             transport = HttpTransport(options["url"] or default_http_url(), stats=Counter())
         incident = None
@@ -92,7 +111,7 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: simulation.stop())
         self.stdout.write(
-            f"simulate: {len(devices)} device(s) via {options['via']}, {options['rate']} datagram(s)/s each"
+            f"simulate: {len(devices)} device(s) via {transport.name}, {options['rate']} datagram(s)/s each"
         )
         simulation.run(options["duration"])
         self.stdout.write(f"simulate: done; {simulation.summary()}")
