@@ -18,11 +18,15 @@ from django.db import transaction
 
 from apps.accounts.roles import Role
 from apps.accounts.services import user_set_role
+from apps.alerts.models import Severity
+from apps.anomaly.models import AnomalyRule
 from apps.core.errors import ApplicationError
 from apps.devices.models import Device, Sensor, SensorType
 from apps.devices.services import device_create, device_rotate_key, sensor_create
 from apps.locations.models import Location
 from apps.locations.services import location_save
+from apps.notifications.models import Channel, Subscription
+from apps.notifications.services.subscriptions import subscription_save
 from apps.thresholds.models import SensorThresholdMapping, Threshold
 from apps.thresholds.services import mapping_create, threshold_create
 
@@ -120,6 +124,13 @@ SENSOR_MAPPINGS: list[tuple[str, dict]] = [
     ("env-b2-f1-a1-01/temperature", {"warning_high": 25, "critical_high": 30, "min_duration_s": 30}),
     ("dc-meter-010/current_dc", {"enabled": False}),
 ]
+
+
+def threshold_overridden_devices() -> set[str]:
+    """Devices with a sensor whose threshold differs from its type's default."""
+    return {sensor_key.split("/")[0] for sensor_key, _ in SENSOR_MAPPINGS}
+
+
 # Its current sensor is being recalibrated, which is why its threshold is off above.
 MAINTENANCE_DEVICES = {"dc-meter-010"}
 
@@ -177,6 +188,8 @@ def demo_plant_seed(*, admin_password: str | None = None, rotate_keys: bool = Fa
     3. Devices (new ones get an ingest key; with rotate_keys every demo device gets a new one) and sensors.
     4. Per-sensor threshold mappings (one the threshold rules refuse now is skipped and named in `skipped`).
     5. The admin user, whose password is set on every run so the one returned is always right.
+    6. An anomaly rule for humidity, tuned to learn within minutes (the scripted incident's stuck sensor), and
+       the admin's e-mail subscription to every warning and critical alert, so the notifications log fills.
     """
     result = SeedResult()
     types = _seed_sensor_types(result)
@@ -185,6 +198,8 @@ def demo_plant_seed(*, admin_password: str | None = None, rotate_keys: bool = Fa
     _seed_devices(areas, types, result, rotate_keys=rotate_keys)
     _seed_mappings(thresholds, result)
     _seed_admin(result, password=admin_password)
+    _seed_anomaly_rule(types, result)
+    _seed_subscription(result)
     return result
 
 
@@ -301,3 +316,34 @@ def _seed_admin(result: SeedResult, *, password: str | None) -> None:
     if not user.is_superuser:
         get_user_model().objects.filter(pk=user.pk).update(is_superuser=True)
         result.created["admin superuser"] += 1
+
+
+# Learns within minutes rather than the default day, so a demo run shows an anomaly of the stuck sensor the
+# scripted incident (apps/demo/incident.py) makes from its second cycle on.
+DEMO_ANOMALY_RULE = {"warmup_readings": 30, "warmup_s": 300, "stuck_after_s": 120}
+DEMO_SUBSCRIPTION_NAME = "Demo: every alert to the admin"
+
+
+def _seed_anomaly_rule(types: dict[str, SensorType], result: SeedResult) -> None:
+    if AnomalyRule.objects.filter(sensor_type=types["humidity"], sensor=None).exists():
+        return
+    rule = AnomalyRule(sensor_type=types["humidity"], **DEMO_ANOMALY_RULE)
+    rule.full_clean()
+    rule.save()
+    result.created["anomaly rules"] += 1
+
+
+def _seed_subscription(result: SeedResult) -> None:
+    if Subscription.objects.filter(name=DEMO_SUBSCRIPTION_NAME).exists():
+        return
+    admin = get_user_model().objects.get(username=ADMIN_USERNAME)
+    subscription_save(
+        subscription=Subscription(
+            name=DEMO_SUBSCRIPTION_NAME,
+            user=admin,
+            min_severity=Severity.WARNING,
+            channels=[{"type": Channel.EMAIL, "target": admin.email or "admin@example.com"}],
+            created_by=admin,
+        )
+    )
+    result.created["subscriptions"] += 1

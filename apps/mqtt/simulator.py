@@ -40,6 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from apps.demo.incident import STUCK_HUMIDITY, IncidentSchedule, IncidentTargets, breach_value, phase_at
 from apps.devices.keys import hash_ingest_key
 from apps.devices.models import Device
 from apps.mqtt import topics
@@ -105,6 +106,8 @@ class SignalModel:
         self.base_voltage = rng.uniform(742.0, 758.0)
         self.walk = 0.0
         self.breach: Breach | None = None
+        # Values a scripted incident holds, by type code, instead of the signal (apps/demo/incident.py).
+        self.overrides: dict[str, float] = {}
 
     def maybe_start_breach(self, now: float, chance: float) -> None:
         if self.breach is not None and now < self.breach.started + self.breach.duration_s:
@@ -140,6 +143,8 @@ class SignalModel:
                 value = self._generic(sensor, daily)
             if self.breach is not None and self.breach.type_code == sensor.type_code:
                 value += self.breach.offset_at(now)
+            if sensor.type_code in self.overrides:
+                value = self.overrides[sensor.type_code]
             if sensor.low is not None:
                 value = max(value, sensor.low)
             if sensor.high is not None:
@@ -400,12 +405,18 @@ class HttpTransport:
         self.in_flight = 0
         self.lock = threading.Lock()
 
-    def _post(self, path: str, key: str, body: dict) -> None:
+    def _post(self, path: str, key: str, body: dict | bytes) -> None:
+        # A dict goes to our JSON API with the device scheme; bytes are line protocol, with the "Token" scheme
+        # every InfluxDB client sends (the influx app takes a device key there too).
+        is_json = isinstance(body, dict)
         request = urllib.request.Request(
             f"{self.base_url}{path}",
-            data=orjson.dumps(body),
+            data=orjson.dumps(body) if is_json else body,
             method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Device {key}"},
+            headers={
+                "Content-Type": "application/json" if is_json else "text/plain; charset=utf-8",
+                "Authorization": f"Device {key}" if is_json else f"Token {key}",
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -417,7 +428,7 @@ class HttpTransport:
             with self.lock:
                 self.in_flight -= 1
 
-    def _submit(self, path: str, key: str, body: dict) -> None:
+    def _submit(self, path: str, key: str, body: dict | bytes) -> None:
         with self.lock:
             if self.in_flight > 200:  # the server is not keeping up; drop rather than queue without bound
                 self.stats["http_backlog_dropped"] += 1
@@ -444,6 +455,66 @@ class HttpTransport:
         self.pool.shutdown(wait=True, cancel_futures=False)
 
 
+def line_protocol(datagram: dict) -> bytes:
+    """A datagram as InfluxDB line protocol, one line per measurement, timestamps in milliseconds."""
+    lines = []
+    for measurement in datagram["measurements"]:
+        tags = f"device={datagram['device_id']}"
+        if measurement.get("channel"):
+            tags += f",channel={measurement['channel']}"
+        stamp = int(datetime.fromisoformat(measurement["ts"]).timestamp() * 1000)
+        lines.append(f"telemetry,{tags} {measurement['type']}={measurement['val']} {stamp}")
+    return "\n".join(lines).encode()
+
+
+class LineProtocolTransport(HttpTransport):
+    """Like a Telegraf or an InfluxDB client in front of a device: posts its readings to /api/v2/write."""
+
+    name = "line protocol"
+
+    def send(self, device: SimulatedDevice, datagram: dict) -> None:
+        self._submit("/api/v2/write?precision=ms", device.key, line_protocol(datagram))
+
+
+class SplitTransport:
+    """Some devices over one transport, the rest over another (the demo: most over MQTT, a few as line
+    protocol). A further source, such as a Sparkplug edge node, joins the same way."""
+
+    def __init__(self, primary, secondary, secondary_ids: set[str]) -> None:
+        self.primary, self.secondary, self.secondary_ids = primary, secondary, secondary_ids
+        self.stats = primary.stats
+        self.name = f"{primary.name} and {secondary.name} ({len(secondary_ids)})"
+
+    def _for(self, device: SimulatedDevice):
+        return self.secondary if device.device_id in self.secondary_ids else self.primary
+
+    def start(self, device: SimulatedDevice) -> None:
+        self._for(device).start(device)
+
+    def send(self, device: SimulatedDevice, datagram: dict) -> None:
+        self._for(device).send(device, datagram)
+
+    def heartbeat(self, device: SimulatedDevice) -> None:
+        self._for(device).heartbeat(device)
+
+    def lose_connection(self, device: SimulatedDevice) -> None:
+        self._for(device).lose_connection(device)
+
+    def reconnect(self, device: SimulatedDevice) -> None:
+        self._for(device).reconnect(device)
+
+    # Commands arrive over MQTT only, so only the primary (MQTT) answers them.
+    def answer(self, device: SimulatedDevice, *args, **kwargs) -> None:
+        self.primary.answer(device, *args, **kwargs)
+
+    def ota_report(self, device: SimulatedDevice, *args) -> None:
+        self.primary.ota_report(device, *args)
+
+    def stop_all(self, devices: list[SimulatedDevice]) -> None:
+        self.primary.stop_all([device for device in devices if device.device_id not in self.secondary_ids])
+        self.secondary.stop_all([device for device in devices if device.device_id in self.secondary_ids])
+
+
 class Simulation:
     def __init__(
         self,
@@ -456,8 +527,11 @@ class Simulation:
         silence_chance_per_hour: float = 0.05,
         report: Callable[[str], None] | None = None,
         report_every_s: float = 10.0,
+        incident: tuple[IncidentSchedule, IncidentTargets] | None = None,
     ) -> None:
         self.devices = devices
+        self.incident = incident
+        self.by_id = {device.device_id: device for device in devices}
         self.transport = transport
         self.rng = rng
         self.breach_chance_per_minute = breach_chance_per_minute
@@ -481,6 +555,8 @@ class Simulation:
                 now = time.monotonic()
                 if duration_s and now - started >= duration_s:
                     break
+                if self.incident is not None:
+                    self._play_incident(now - started, now)
                 for device in self.devices:
                     self._tick(device, now)
                 if self.report and now - last_report >= self.report_every_s:
@@ -490,6 +566,27 @@ class Simulation:
         finally:
             self.transport.stop_all(self.devices)
         return self.stats
+
+    def _play_incident(self, elapsed_s: float, now: float) -> None:
+        schedule, targets = self.incident
+        phase = phase_at(schedule, elapsed_s)
+        if (breached := self.by_id.get(targets.breach or "")) is not None:
+            value = breach_value(phase)
+            if value is None:
+                breached.signals.overrides.pop("temperature", None)
+            else:
+                breached.signals.overrides["temperature"] = value
+        if (stuck := self.by_id.get(targets.stuck or "")) is not None:
+            if phase.stuck:
+                stuck.signals.overrides["humidity"] = STUCK_HUMIDITY
+            else:
+                stuck.signals.overrides.pop("humidity", None)
+        offline = self.by_id.get(targets.offline or "")
+        if offline is not None and phase.offline and not offline.silent_until:
+            # _tick brings it back when the silence ends, as for a random one.
+            offline.silent_until = now + phase.offline_left_s
+            self.transport.lose_connection(offline)
+            self.stats["incidents"] += 1
 
     def _tick(self, device: SimulatedDevice, now: float) -> None:
         while device.actions:
