@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import transaction
 
+from apps.devices.connectivity import device_mark_offline, device_record_heartbeat
 from apps.devices.models import Device, Sensor, SensorType
-from apps.devices.services import device_create, device_mark_offline, device_record_heartbeat, sensor_create
+from apps.devices.services import device_create, sensor_create
 from apps.ingest.payload import NormalizedBatch, device_type_ref
 from apps.sparkplug import payloads
 from apps.sparkplug.models import Endpoint

@@ -13,11 +13,11 @@ import pytest
 from django.conf import settings
 
 from apps.commands.models import Command
+from apps.demo.simulator import MqttTransport, Simulation, load_devices
 from apps.devices.models import Device
 from apps.mqtt import topics
 from apps.mqtt.config import broker_config
 from apps.mqtt.signing import verify
-from apps.mqtt.simulator import MqttTransport, Simulation, load_devices
 from tests.factories import API
 from workers.tasks.devices import sweep_commands
 

@@ -23,10 +23,7 @@ from apps.demo.incident import (
     phase_at,
 )
 from apps.demo.plant import threshold_overridden_devices
-from apps.devices.models import Device
-from apps.ingest.models import Reading
-from apps.mqtt.config import broker_config
-from apps.mqtt.simulator import (
+from apps.demo.simulator import (
     LineProtocolTransport,
     MqttTransport,
     Simulation,
@@ -34,6 +31,9 @@ from apps.mqtt.simulator import (
     line_protocol,
     load_devices,
 )
+from apps.devices.models import Device
+from apps.ingest.models import Reading
+from apps.mqtt.config import broker_config
 from apps.thresholds.models import Threshold
 from apps.thresholds.services import threshold_update
 

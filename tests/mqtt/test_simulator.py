@@ -12,9 +12,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from apps.demo.simulator import SensorSpec, SignalModel
 from apps.devices.models import Device
 from apps.ingest.models import Reading
-from apps.mqtt.simulator import SensorSpec, SignalModel
 
 TEMPERATURE = SensorSpec("temperature", "", "°C", -50, 150)
 

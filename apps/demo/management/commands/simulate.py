@@ -10,8 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.demo.incident import IncidentSchedule, choose_targets
 from apps.demo.plant import threshold_overridden_devices
-from apps.mqtt.config import broker_config
-from apps.mqtt.simulator import (
+from apps.demo.simulator import (
     HttpTransport,
     LineProtocolTransport,
     MqttTransport,
@@ -20,6 +19,7 @@ from apps.mqtt.simulator import (
     default_http_url,
     load_devices,
 )
+from apps.mqtt.config import broker_config
 
 
 class Command(BaseCommand):
