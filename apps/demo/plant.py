@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
@@ -168,8 +169,14 @@ class SeedResult:
     admin_token: str = ""
 
 
+# The steps of demo_plant_seed, for a caller that shows its progress.
+SEED_STEPS = 6
+
+
 @transaction.atomic
-def demo_plant_seed(*, admin_password: str | None = None, rotate_keys: bool = False) -> SeedResult:
+def demo_plant_seed(
+    *, admin_password: str | None = None, rotate_keys: bool = False, on_step: Callable[[], None] | None = None
+) -> SeedResult:
     """Create whatever of the demo plant is missing; returns what was created and the keys issued.
 
     1. Sensor types and their default thresholds.
@@ -178,13 +185,20 @@ def demo_plant_seed(*, admin_password: str | None = None, rotate_keys: bool = Fa
     4. Per-sensor threshold mappings (one the threshold rules refuse now is skipped and named in `skipped`).
     5. The admin user, whose password is set on every run so the one returned is always right.
     """
+    step = on_step or (lambda: None)
     result = SeedResult()
     types = _seed_sensor_types(result)
+    step()
     thresholds = _seed_thresholds(types, result)
+    step()
     areas = _seed_locations(result)
+    step()
     _seed_devices(areas, types, result, rotate_keys=rotate_keys)
+    step()
     _seed_mappings(thresholds, result)
+    step()
     _seed_admin(result, password=admin_password)
+    step()
     return result
 
 
