@@ -131,3 +131,16 @@ def test_a_redraw_pads_over_the_end_of_a_longer_line():
 
     last = terminal.output().split("\r")[-1]
     assert last == "x: 0 rows, 0.0 rows/s".ljust(len("longer label: 0 rows, 0.0 rows/s"))
+
+
+def test_a_fast_loop_is_drawn_once_per_interval_and_once_more_at_the_end():
+    terminal = Terminal()
+    # An interval no test run reaches: only the first update is drawn, then the final one on close.
+    with Progress(terminal.stream, label="import", unit="rows", min_interval_s=3600) as progress:
+        for _ in range(1000):
+            progress.advance()
+
+    drawn = terminal.output()
+    assert drawn.count("\rimport") == 2
+    assert "\rimport: 1 rows" in drawn
+    assert "\rimport: 1,000 rows" in drawn
