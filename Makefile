@@ -31,9 +31,9 @@ install: $(VENV)/.requirements-installed
 
 # Reinstalls when a requirements file changes.
 $(VENV)/.requirements-installed: requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
-		echo "Could not create $(VENV): install Python 3.11 with venv (e.g. apt-get install python3.11-venv)" >&2; \
-		exit 1; }
+	@# Without Python 3.11 and its venv module, bin/lib/packages.sh installs them (or says how, and stops).
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+		bin/lib/packages.sh make python && python3.11 -m venv $(VENV); }
 	$(PY) -m pip install --disable-pip-version-check --quiet -r requirements-dev.txt
 	@touch $@
 
@@ -42,7 +42,7 @@ $(VENV)/.requirements-installed: requirements.txt requirements-dev.txt
 assets: node_modules/.package-lock.json
 
 node_modules/.package-lock.json: package.json package-lock.json
-	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 and npm (e.g. apt-get install nodejs npm)" >&2; exit 1; }
+	@command -v npm >/dev/null || bin/lib/packages.sh make nodejs
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
@@ -179,8 +180,14 @@ class SeedResult:
     admin_token: str = ""
 
 
+# The steps of demo_plant_seed, for a caller that shows its progress.
+SEED_STEPS = 7
+
+
 @transaction.atomic
-def demo_plant_seed(*, admin_password: str | None = None, rotate_keys: bool = False) -> SeedResult:
+def demo_plant_seed(
+    *, admin_password: str | None = None, rotate_keys: bool = False, on_step: Callable[[], None] | None = None
+) -> SeedResult:
     """Create whatever of the demo plant is missing; returns what was created and the keys issued.
 
     1. Sensor types and their default thresholds.
@@ -191,15 +198,23 @@ def demo_plant_seed(*, admin_password: str | None = None, rotate_keys: bool = Fa
     6. An anomaly rule for humidity, tuned to learn within minutes (the scripted incident's stuck sensor), and
        the admin's e-mail subscription to every warning and critical alert, so the notifications log fills.
     """
+    step = on_step or (lambda: None)
     result = SeedResult()
     types = _seed_sensor_types(result)
+    step()
     thresholds = _seed_thresholds(types, result)
+    step()
     areas = _seed_locations(result)
+    step()
     _seed_devices(areas, types, result, rotate_keys=rotate_keys)
+    step()
     _seed_mappings(thresholds, result)
+    step()
     _seed_admin(result, password=admin_password)
+    step()
     _seed_anomaly_rule(types, result)
     _seed_subscription(result)
+    step()
     return result
 
 

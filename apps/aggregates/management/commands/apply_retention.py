@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from apps.aggregates.retention import retention_plan, retention_purge
+from apps.core.progress import Progress, add_progress_argument
 
 
 class Command(BaseCommand):
@@ -16,6 +17,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="Say what would go, change nothing.")
+        add_progress_argument(parser)
 
     def handle(self, *args, dry_run: bool, **options):
         plan = retention_plan()
@@ -36,23 +38,30 @@ class Command(BaseCommand):
         totals = {"readings": 0, "readings_deleted": 0, "hour_rollups": 0, "day_rollups": 0, "chunks_dropped": 0}
         dropped: list[str] = []
         runs = 0
-        while True:
-            outcome = retention_purge()
-            runs += 1
-            if outcome.skipped:
-                self.stdout.write("another purge is running; try again when it is done")
-                return
-            dropped += outcome.partitions_dropped
-            for key in totals:
-                totals[key] += getattr(outcome, key)
-            progressed = outcome.partitions_dropped or outcome.readings or outcome.hour_rollups or outcome.day_rollups
-            if not outcome.more:
-                break
-            if not progressed:
-                self.stdout.write(
-                    "a partition could not be detached yet (queries are still reading it); run again later"
+        # Counted in readings removed; the total is unknown (a dropped partition's rows are only estimated).
+        with Progress.for_command(self, options, label="retention", unit="readings") as progress:
+            while True:
+                outcome = retention_purge()
+                runs += 1
+                if outcome.skipped:
+                    progress.close()
+                    self.stdout.write("another purge is running; try again when it is done")
+                    return
+                dropped += outcome.partitions_dropped
+                for key in totals:
+                    totals[key] += getattr(outcome, key)
+                progress.advance(outcome.readings)
+                progressed = (
+                    outcome.partitions_dropped or outcome.readings or outcome.hour_rollups or outcome.day_rollups
                 )
-                break
+                if not outcome.more:
+                    break
+                if not progressed:
+                    progress.close()
+                    self.stdout.write(
+                        "a partition could not be detached yet (queries are still reading it); run again later"
+                    )
+                    break
         for name in dropped:
             self.stdout.write(f"dropped partition {name}")
         self.stdout.write(

@@ -3,8 +3,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
+from apps.core.progress import Progress, add_progress_argument
 from apps.demo.device_keys import device_keys_write
-from apps.demo.plant import demo_plant_seed
+from apps.demo.plant import SEED_STEPS, demo_plant_seed
 
 
 class Command(BaseCommand):
@@ -25,9 +26,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--rotate-keys", action="store_true", help="issue new ingest keys to every demo device, not only new ones"
         )
+        add_progress_argument(parser)
 
     def handle(self, *args, device_keys: Path | None, rotate_keys: bool, **options):
-        result = demo_plant_seed(admin_password=os.environ.get("DEMO_ADMIN_PASSWORD") or None, rotate_keys=rotate_keys)
+        with Progress.for_command(self, options, label="seed", unit="steps", total=SEED_STEPS) as progress:
+            result = demo_plant_seed(
+                admin_password=os.environ.get("DEMO_ADMIN_PASSWORD") or None,
+                rotate_keys=rotate_keys,
+                on_step=progress.advance,
+            )
         created = ", ".join(f"{count} {what}" for what, count in result.created.items() if count)
         self.stdout.write(f"Demo plant: {'created ' + created if created else 'already complete, nothing created'}.")
         for skipped in result.skipped:

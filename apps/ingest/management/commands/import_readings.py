@@ -1,10 +1,10 @@
 import sys
-import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
+from apps.core.progress import Progress, add_progress_argument
 from apps.ingest.csv_import import csv_rows, normalize_csv_rows
 from apps.ingest.models import IngestBatch
 from apps.ingest.pipeline import batch_process
@@ -23,20 +23,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--queue", action="store_true", help="queue the chunks for the workers instead of storing them here"
         )
+        add_progress_argument(parser)
 
     def handle(self, *args, file, chunk_size, queue, **options):
         stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
         received_at = timezone.now()
         totals = {"rows": 0, "stored": 0, "duplicates": 0, "rejected": 0, "malformed": 0}
-        started = time.monotonic()
+        # The number of rows is not known before the end of the file, so no time left: rows and rate only.
+        progress = Progress.for_command(self, options, label="import", unit="rows")
 
         def malformed(line: int, message: str) -> None:
             totals["malformed"] += 1
             if totals["malformed"] <= 20:
+                progress.close()
                 self.stderr.write(f"line {line}: {message} (skipped)")
 
         try:
-            with stream:
+            with stream, progress:
                 for chunk in normalize_csv_rows(
                     csv_rows(stream), received_at=received_at, chunk_size=chunk_size, on_error=malformed
                 ):
@@ -48,14 +51,14 @@ class Command(BaseCommand):
                             totals["stored"] += outcome.stored
                             totals["duplicates"] += outcome.duplicates
                             totals["rejected"] += outcome.rejected
-                    rate = totals["rows"] / max(time.monotonic() - started, 1e-6)
-                    self.stdout.write(
-                        f"{totals['rows']} rows: {totals['stored']} stored, {totals['duplicates']} duplicates, "
-                        f"{totals['rejected']} rejected ({rate:,.0f} rows/s)"
-                    )
+                    progress.advance(len(chunk))
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         except FileNotFoundError as exc:
             raise CommandError(str(exc)) from None
         summary = ", ".join(f"{name} {count}" for name, count in totals.items())
-        self.stdout.write(self.style.SUCCESS(f"done: {summary}" + (" (queued for the workers)" if queue else "")))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"done: {summary} ({progress.rate():,.0f} rows/s)" + (" (queued for the workers)" if queue else "")
+            )
+        )
