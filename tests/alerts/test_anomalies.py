@@ -10,7 +10,6 @@ from django.test.utils import CaptureQueriesContext
 from apps.alerts.models import Alert, AlertEvent
 from apps.alerts.services import batch_evaluate
 from apps.anomaly.models import AnomalyRule
-from apps.anomaly.selectors import forget_any_rule_enabled
 from tests.alerts.helpers import T0, evaluate, readings, store
 
 pytestmark = pytest.mark.django_db
@@ -73,8 +72,6 @@ def test_replays_and_late_readings_change_nothing(rule):
 
 
 def test_the_pass_costs_no_query_when_no_rule_is_enabled(world):
-    # Another test's rules were rolled back without a signal: start from an unknown answer, then warm it.
-    forget_any_rule_enabled()
     evaluate(readings(TEMP, *calm(0, 3)))
     batch = store(readings(TEMP, *calm(3, 3)))
     with CaptureQueriesContext(connection) as queries:
