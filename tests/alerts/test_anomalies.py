@@ -10,7 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from apps.alerts.models import Alert, AlertEvent
 from apps.alerts.services import batch_evaluate
 from apps.anomaly.models import AnomalyRule
-from tests.alerts.helpers import T0, evaluate, readings, store
+from apps.notifications.messages import render_event
+from apps.notifications.models import Notification
+from tests.alerts.helpers import T0, evaluate, make_subscription, readings, store
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +88,30 @@ def test_switching_a_rule_on_is_seen_by_the_next_batch(world):
     with CaptureQueriesContext(connection) as queries:
         batch_evaluate(batch_id=str(batch.pk))
     assert any("anomaly_anomalystate" in query["sql"] for query in queries.captured_queries)
+
+
+def test_subscriptions_may_leave_anomalies_out_and_messages_name_the_expected_band_and_score(rule):
+    everything = make_subscription(name="everything")
+    make_subscription(name="thresholds only", include_anomalies=False)
+    evaluate(readings(TEMP, *calm(0, 40)))
+    evaluate(readings(TEMP, *[(60.0 * i, 28.0) for i in range(40, 44)]))
+    [alert] = anomaly_alerts()
+    [notification] = Notification.objects.filter(alert=alert)
+    assert notification.subscription_id == everything.pk
+    message = render_event(notification)
+    assert "env-001/temperature anomaly" in message.subject
+    assert f"expected {alert.events.get(kind='opened').expected_low:g}" in message.text
+    assert "score " in message.text
+    assert message.payload["event"]["score"] >= 1.0
+    assert message.payload["alert"]["expected_high"] == alert.expected_high
+
+
+def test_the_alerts_api_filters_anomaly_alerts_and_shows_their_band(rule, viewer_api):
+    evaluate(readings(TEMP, *calm(0, 40)))
+    evaluate(readings(TEMP, *[(60.0 * i, 28.0) for i in range(40, 44)]))
+    answer = viewer_api.get("/api/v1/alerts/", {"kind": "anomaly"})
+    assert answer.status_code == 200
+    [item] = answer.json()["results"]
+    assert item["kind"] == "anomaly" and item["expected_low"] < 22.0 < item["expected_high"]
+    assert item["score"] >= 1.0 and item["peak_score"] >= item["score"]
+    assert viewer_api.get("/api/v1/alerts/", {"kind": "threshold"}).json()["results"] == []
