@@ -7,6 +7,7 @@ the `ingest` and `alerts` queues, so "done" means stored, latest values updated 
 
     .venv/bin/python bench/ingest.py                      # defaults: 300,000 readings, batches of 1,000
     .venv/bin/python bench/ingest.py --readings 1000000 --clients 8
+    .venv/bin/python bench/ingest.py --anomaly            # without, then with an anomaly rule on every sensor
 
 It prints, in order: the validation cost per reading (our tight loop against a DRF serializer), the
 end-to-end run (readings/s from the first POST to the last batch evaluated; p50/p99 from POST to the batch
