@@ -7,6 +7,7 @@ the `ingest` and `alerts` queues, so "done" means stored, latest values updated 
 
     .venv/bin/python bench/ingest.py                      # defaults: 300,000 readings, batches of 1,000
     .venv/bin/python bench/ingest.py --readings 1000000 --clients 8
+    .venv/bin/python bench/ingest.py --anomaly            # without, then with an anomaly rule on every sensor
 
 It prints, in order: the validation cost per reading (our tight loop against a DRF serializer), the
 end-to-end run (readings/s from the first POST to the last batch evaluated; p50/p99 from POST to the batch
@@ -47,6 +48,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
     )
+    parser.add_argument(
+        "--anomaly",
+        action="store_true",
+        help="run the end-to-end part twice, without and then with an anomaly rule on every sensor, and compare",
+    )
     parser.add_argument("--redis-url", default="redis://localhost:6379/14")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--timeout", type=float, default=400, help="seconds to wait for all batches")
@@ -83,7 +89,7 @@ def prepare_world(args: argparse.Namespace) -> tuple[list[tuple[int, str]], str]
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE ingest_reading, ingest_latestreading, ingest_datagramseq, ingest_ingestbatch, alerts_alert,"
-            " alerts_thresholdstate CASCADE"
+            " alerts_thresholdstate, anomaly_anomalystate CASCADE"
         )
     sensor_type, _ = SensorType.objects.get_or_create(
         code="voltage_dc", defaults={"name": "DC voltage", "unit": "V", "plausible_min": 0, "plausible_max": 1500}
@@ -304,6 +310,82 @@ def main() -> None:
         f"{validation['drf_serializer_us_per_reading']} µs/reading (DRF serializer, many=True)"
     )
 
+    runs = {}
+    if args.anomaly:
+        set_anomaly_rule(enabled=False)
+        runs["without_anomaly"] = end_to_end(args, env, rows, bodies, token)
+        reset_tables()
+        set_anomaly_rule(enabled=True)
+        runs["with_anomaly"] = end_to_end(args, env, rows, bodies, token)
+    else:
+        runs["run"] = end_to_end(args, env, rows, bodies, token)
+    last = list(runs.values())[-1]
+    baselines = baseline_writes(rows)
+    print(
+        f"same rows straight into the table: COPY {baselines['copy_per_s']:,}/s, staging COPY + INSERT ON CONFLICT "
+        f"{baselines['stage_insert_per_s']:,}/s, unnest INSERT ON CONFLICT {baselines['unnest_per_s']:,}/s"
+    )
+    ratio = last["readings_per_s"] / baselines["copy_per_s"]
+    print(f"ratio end to end / raw COPY: {ratio:.2f}")
+    result = {
+        "readings": len(rows),
+        "batch_size": args.batch_size,
+        "clients": args.clients,
+        "sensors": len(sensors),
+        "evaluated": not args.store_only,
+        **last,
+        "copy_per_s": baselines["copy_per_s"],
+        "stage_insert_per_s": baselines["stage_insert_per_s"],
+        "unnest_per_s": baselines["unnest_per_s"],
+        "ratio": round(ratio, 3),
+        **validation,
+        "cpus": os.cpu_count(),
+    }
+    if args.anomaly:
+        without, with_ = runs["without_anomaly"], runs["with_anomaly"]
+        cost = 1 - with_["readings_per_s"] / without["readings_per_s"]
+        print(
+            f"anomaly pass: {without['readings_per_s']:,} readings/s without rules, {with_['readings_per_s']:,} with a "
+            f"rule on every sensor ({cost:.1%} slower); p50 {without['p50_ms']} -> {with_['p50_ms']} ms"
+        )
+        result["without_anomaly"] = without
+        result["anomaly_cost"] = round(cost, 3)
+    print(json.dumps(result))
+
+
+def reset_tables() -> None:
+    """Empty what a run wrote, so the second run of --anomaly stores the same rows afresh."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE ingest_reading, ingest_latestreading, ingest_datagramseq, ingest_ingestbatch, alerts_alert,"
+            " alerts_thresholdstate, anomaly_anomalystate CASCADE"
+        )
+    from apps.devices.models import Device
+
+    Device.objects.filter(device_id__startswith="bench-").update(last_seq=None, seq_gaps=0, connection_status="unknown")
+
+
+def set_anomaly_rule(*, enabled: bool) -> None:
+    """An anomaly rule on the benchmark's sensor type (so on every sensor), or none. Warm-up of a few readings,
+    so that the detectors score (not only learn) for most of the run."""
+    from django.core.cache import cache
+
+    from apps.anomaly.models import AnomalyRule
+    from apps.anomaly.selectors import ANY_RULE_CACHE_KEY
+    from apps.devices.models import SensorType
+
+    AnomalyRule.objects.all().delete()
+    if enabled:
+        AnomalyRule.objects.create(
+            sensor_type=SensorType.objects.get(code="voltage_dc"), warmup_readings=20, warmup_s=0
+        )
+    # The signal deletes the key in this process's cache, which is the workers' Redis too.
+    cache.delete(ANY_RULE_CACHE_KEY)
+
+
+def end_to_end(args, env, rows, bodies, token) -> dict:
     log_dir = Path(os.environ.get("BENCH_LOG_DIR", "/tmp"))
     stack = start_stack(args, env, log_dir)
     try:
@@ -338,32 +420,13 @@ def main() -> None:
         f"{statistics.median(stored_latencies):.0f} ms); {stored:,} rows stored, {latest:,} latest values, "
         f"{alerts} alerts opened"
     )
-    baselines = baseline_writes(rows)
-    print(
-        f"same rows straight into the table: COPY {baselines['copy_per_s']:,}/s, staging COPY + INSERT ON CONFLICT "
-        f"{baselines['stage_insert_per_s']:,}/s, unnest INSERT ON CONFLICT {baselines['unnest_per_s']:,}/s"
-    )
-    ratio = rate / baselines["copy_per_s"]
-    print(f"ratio end to end / raw COPY: {ratio:.2f}")
-    result = {
-        "readings": len(rows),
-        "batch_size": args.batch_size,
-        "clients": args.clients,
-        "sensors": len(sensors),
-        "evaluated": not args.store_only,
+    return {
         "readings_per_s": round(rate),
-        "copy_per_s": baselines["copy_per_s"],
-        "stage_insert_per_s": baselines["stage_insert_per_s"],
-        "unnest_per_s": baselines["unnest_per_s"],
-        "ratio": round(ratio, 3),
         "p50_ms": round(p50, 1),
         "p99_ms": round(p99, 1),
         "stored_only_per_s": round(len(rows) / stored_elapsed),
         "alerts": alerts,
-        **validation,
-        "cpus": os.cpu_count(),
     }
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

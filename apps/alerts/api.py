@@ -43,7 +43,19 @@ class AlertEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AlertEvent
-        fields = ["id", "kind", "at", "severity", "value", "user", "comment", "created_at"]
+        fields = [
+            "id",
+            "kind",
+            "at",
+            "severity",
+            "value",
+            "expected_low",
+            "expected_high",
+            "score",
+            "user",
+            "comment",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -96,6 +108,10 @@ class AlertSerializer(serializers.ModelSerializer):
             "first_value",
             "peak_value",
             "peak_at",
+            "expected_low",
+            "expected_high",
+            "score",
+            "peak_score",
             "acknowledged_at",
             "acknowledged_by",
             "acknowledge_comment",

@@ -89,6 +89,7 @@ class Alert(models.Model):
     class Kind(models.TextChoices):
         THRESHOLD = "threshold"
         DEVICE_OFFLINE = "device_offline"
+        ANOMALY = "anomaly"
 
     class State(models.TextChoices):
         OPEN = "open"
@@ -100,6 +101,7 @@ class Alert(models.Model):
         MANUAL = "manual", "resolved by a person"
         THRESHOLD_REMOVED = "threshold_removed", "threshold disabled for the sensor"
         DEVICE_ONLINE = "device_online", "device reported again"
+        BASELINE = "baseline", "readings back to their usual behaviour"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.THRESHOLD)
     sensor = models.ForeignKey(Sensor, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
@@ -119,6 +121,12 @@ class Alert(models.Model):
     value_at = models.DateTimeField(null=True, blank=True)
     peak_value = models.FloatField(null=True, blank=True, help_text="The value furthest outside the band.")
     peak_at = models.DateTimeField(null=True, blank=True)
+    # Anomaly alerts: the band the readings were expected in and the detectors' score (1 is the threshold), as
+    # of the newest reading evaluated; peak_score is the episode's highest.
+    expected_low = models.FloatField(null=True, blank=True)
+    expected_high = models.FloatField(null=True, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    peak_score = models.FloatField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -146,6 +154,11 @@ class Alert(models.Model):
                 fields=["device"],
                 condition=Q(kind="device_offline") & ~Q(state="resolved"),
                 name="alert_one_unresolved_offline_per_device",
+            ),
+            models.UniqueConstraint(
+                fields=["sensor"],
+                condition=Q(kind="anomaly") & ~Q(state="resolved"),
+                name="alert_one_unresolved_anomaly_per_sensor",
             ),
             models.CheckConstraint(
                 condition=~Q(kind="threshold") | (Q(sensor__isnull=False) & Q(threshold__isnull=False)),
@@ -220,7 +233,16 @@ class Alert(models.Model):
     def event(self, kind: str, *, at: datetime, user=None, comment: str = "") -> AlertEvent:
         """An event of this alert (unsaved), with the alert's severity after the step and its newest value."""
         return AlertEvent(
-            alert=self, kind=kind, at=at, severity=self.severity, value=self.value, user=user, comment=comment
+            alert=self,
+            kind=kind,
+            at=at,
+            severity=self.severity,
+            value=self.value,
+            expected_low=self.expected_low,
+            expected_high=self.expected_high,
+            score=self.score,
+            user=user,
+            comment=comment,
         )
 
     def observe(self, value: float, *, at: datetime, peak: bool) -> None:
@@ -287,6 +309,10 @@ class AlertEvent(models.Model):
     at = models.DateTimeField(help_text="When it happened: the reading's time, or the moment a person acted.")
     severity = models.CharField(max_length=16, choices=Severity.choices, help_text="The alert's severity after it.")
     value = models.FloatField(null=True, blank=True)
+    # Anomaly alerts: the expected band and the score at the event's reading.
+    expected_low = models.FloatField(null=True, blank=True)
+    expected_high = models.FloatField(null=True, blank=True)
+    score = models.FloatField(null=True, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from django.core.cache import cache
 from django.db import connection
 
 from apps.anomaly.detectors import Settings
@@ -82,3 +83,22 @@ def effective_anomaly_rules(sensors: list[tuple[int, int]]) -> dict[int, Effecti
             settings=settings,
         )
     return result
+
+
+# Whether any anomaly rule is enabled at all, so that a plant without anomaly detection pays one cache read
+# per batch. Saving or deleting a rule deletes the key (apps/anomaly/apps.py); the short timeout bounds what a
+# change that sends no signal (a queryset update) could cost.
+ANY_RULE_CACHE_KEY = "anomaly:any-enabled-rule"
+_ANY_RULE_TIMEOUT_S = 30
+
+
+def any_rule_enabled() -> bool:
+    cached = cache.get(ANY_RULE_CACHE_KEY)
+    if cached is None:
+        cached = AnomalyRule.objects.filter(enabled=True).exists()
+        cache.set(ANY_RULE_CACHE_KEY, cached, _ANY_RULE_TIMEOUT_S)
+    return bool(cached)
+
+
+def forget_any_rule_enabled(**_kwargs) -> None:
+    cache.delete(ANY_RULE_CACHE_KEY)

@@ -83,7 +83,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     actions = ["rotate_secret"]
     fieldsets = [
         (None, {"fields": ["name", "user", "contact", "enabled"]}),
-        ("Scope (empty: everything)", {"fields": ["location", "sensor_type", "min_severity"]}),
+        ("Scope (empty: everything)", {"fields": ["location", "sensor_type", "min_severity", "include_anomalies"]}),
         ("Channels", {"fields": ["channels", "has_secret"]}),
         ("What and when", {"fields": ["notify_on_resolve", "notify_on_acknowledge", "renotify_minutes"]}),
         (

@@ -129,6 +129,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "sensor_type",
             "sensor_type_code",
             "min_severity",
+            "include_anomalies",
             "channels",
             "notify_on_resolve",
             "notify_on_acknowledge",

@@ -20,7 +20,9 @@ def location_path_of(alert: Alert) -> str | None:
 
 
 def in_scope(subscription: Subscription, alert: Alert, location_path: str | None) -> bool:
-    """Location subtree and sensor type; an empty field matches everything."""
+    """Location subtree, sensor type and alert kind; an empty field matches everything."""
+    if alert.kind == Alert.Kind.ANOMALY and not subscription.include_anomalies:
+        return False
     if subscription.sensor_type_id is not None and subscription.sensor_type_id != alert.sensor_type_id:
         return False
     if subscription.location_id is not None:

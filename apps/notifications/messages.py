@@ -30,6 +30,8 @@ def _iso(moment: datetime | None) -> str | None:
 def _subject_of(alert: Alert) -> str:
     if alert.kind == Alert.Kind.DEVICE_OFFLINE:
         return f"device {alert.device.device_id} offline"
+    if alert.kind == Alert.Kind.ANOMALY and alert.sensor_id:
+        return f"{alert.sensor.key} anomaly"
     return alert.sensor.key if alert.sensor_id else f"alert {alert.pk}"
 
 
@@ -93,6 +95,10 @@ def alert_document(alert: Alert) -> dict:
         "value": alert.value,
         "first_value": alert.first_value,
         "peak_value": alert.peak_value,
+        "expected_low": alert.expected_low,
+        "expected_high": alert.expected_high,
+        "score": alert.score,
+        "peak_score": alert.peak_score,
         "acknowledged_by": alert.acknowledged_by.get_username() if alert.acknowledged_by_id else None,
         "url": f"{settings.NOTIFY_BASE_URL}/api/v1/alerts/{alert.pk}/" if settings.NOTIFY_BASE_URL else None,
     }
@@ -105,6 +111,9 @@ def event_document(event: AlertEvent) -> dict:
         "at": _iso(event.at),
         "severity": event.severity,
         "value": event.value,
+        "expected_low": event.expected_low,
+        "expected_high": event.expected_high,
+        "score": event.score,
         "user": event.user.get_username() if event.user_id else None,
         "comment": event.comment,
     }
@@ -126,6 +135,13 @@ def render_event(notification: Notification) -> Message:
         lines.append(f"Value: {_value(event.value, unit)} at {_iso(event.at)}; peak {_value(alert.peak_value, unit)}")
         if limits:
             lines.append(f"Limits: {limits}")
+    if alert.kind == Alert.Kind.ANOMALY and event.expected_low is not None:
+        # The score is in units of the detectors' threshold: 1 is where an anomaly starts.
+        lines.append(
+            f"Value: {_value(event.value, unit)} at {_iso(event.at)}; expected "
+            f"{_value(event.expected_low, unit)} to {_value(event.expected_high, unit)}; "
+            f"score {event.score:.2f} (peak {alert.peak_score or 0:.2f})"
+        )
     lines.append(f"Breach since: {_iso(alert.breach_started_at)}; alert opened {_iso(alert.opened_at)}")
     lines.append(f"State: {alert.state}, severity {alert.severity}")
     if event.user_id:

@@ -49,6 +49,9 @@ class Subscription(models.Model):
     )
     sensor_type = models.ForeignKey(SensorType, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     min_severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.WARNING)
+    include_anomalies = models.BooleanField(
+        default=True, help_text="Also anomaly alerts (readings unlike the sensor's usual behaviour)."
+    )
     # [{"type": "email" | "webhook" | "sms" | "push", "target": "..."}]
     channels = models.JSONField(default=list)
     notify_on_resolve = models.BooleanField(default=True)

@@ -95,7 +95,7 @@ def test_rebuild_on_a_terminal_counts_days_to_the_total(world):
 @pytest.mark.parametrize(
     ("command", "drawn", "summary"),
     [
-        ("seed_demo", "\rseed: 6/6 steps", "Demo plant: created"),
+        ("seed_demo", "\rseed: 7/7 steps", "Demo plant: created"),
         ("apply_retention", "\rretention: 0 readings", "readings removed: 0"),
     ],
 )

@@ -2,8 +2,7 @@
 
 - `evaluation.py`: `batch_evaluate`, a stored batch turned into alert changes in one transaction, and the
   beat that queues again batches whose evaluation message was lost. Each kind of alert evaluated from
-  readings is a pass over the batch's sensors: thresholds today (`thresholds.py`); a second kind joins as
-  another pass of the same shape.
+  readings is a pass over the batch's sensors: thresholds (`thresholds.py`) and anomalies (`anomalies.py`).
 - `thresholds.py`: the threshold pass: the (sensor, threshold) state rows locked and read, walked through the
   readings by the database-free state machine (`apps/alerts/evaluation.py`), and written back set-wise.
 - `lifecycle.py`: what people do: acknowledge and resolve by hand; and the reminder events of the re-notify beat.
@@ -14,7 +13,7 @@ The rules of a single alert (open, escalate, acknowledge, resolve, and the event
 `Alert` in `apps/alerts/models.py`; these modules load, lock and save.
 
 Lock order, the same everywhere so that two writers never wait on each other in a circle: ingest batch →
-threshold states (sensor, threshold order) → alerts (id order). Acknowledging touches only the alert row; a
+threshold states (sensor, threshold order) → anomaly states (sensor order) → alerts (id order). Acknowledging touches only the alert row; a
 device-offline alert is reached through its device's row (device → alert), and no threshold state is
 involved.
 """

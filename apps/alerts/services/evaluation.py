@@ -2,9 +2,9 @@
 that queues it again when its message was lost.
 
 Each kind of alert evaluated from readings is a pass over the batch's sensors that adds its alert changes
-to one shared Outcome and keeps its own state rows: thresholds (thresholds.py) today. A second kind joins
-`batch_evaluate` as another pass of the same shape, locking its own states after the threshold pass (the
-lock order of apps/alerts/services/__init__.py), with the alerts and events of both written together.
+to one shared Outcome and keeps its own state rows: thresholds (thresholds.py), then anomalies
+(anomalies.py), which locks its own states after the threshold pass (the lock order of
+apps/alerts/services/__init__.py), with the alerts and events of both written together.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.alerts.evaluation import Outcome, SensorRow
 from apps.alerts.models import Alert, AlertEvent
+from apps.alerts.services.anomalies import batch_anomalies_evaluate
 from apps.alerts.services.thresholds import thresholds_evaluate
 from apps.alerts.sql import binary_cursor
 from apps.core.tasks import EVALUATE_BATCH_TASK
@@ -82,7 +83,9 @@ def batch_evaluate(*, batch_id: str) -> EvaluationResult | None:
             # Device-offline alerts are left to the connectivity sweep, which knows whether data is a real
             # return or readings that were in flight when the device went away.
             outcome = Outcome()
-            threshold_pass = thresholds_evaluate(_sensors(sensor_ids), batch=batch, now=now, outcome=outcome)
+            sensors = _sensors(sensor_ids)
+            threshold_pass = thresholds_evaluate(sensors, batch=batch, now=now, outcome=outcome)
+            batch_anomalies_evaluate(sensors, batch=batch, outcome=outcome)
             _save(outcome)
             threshold_pass.save()
             result.readings = threshold_pass.readings

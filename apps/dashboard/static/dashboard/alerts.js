@@ -17,7 +17,14 @@
   }
 
   function subject(alert) {
-    if (alert.sensor) return el("a", { href: pageUrl(config.sensor_url, alert.sensor_id) }, alert.sensor);
+    const link = alert.sensor ? el("a", { href: pageUrl(config.sensor_url, alert.sensor_id) }, alert.sensor) : null;
+    // An anomaly has no limit to name: the band the readings were expected in and the score say what is wrong.
+    if (link && alert.kind === "anomaly") {
+      const band = `${formatValue(alert.expected_low, alert.unit)} to ${formatValue(alert.expected_high, alert.unit)}`;
+      const score = alert.score == null ? "" : `, score ${alert.score.toFixed(2)}`;
+      return el("span", {}, link, el("span", { class: "alert-anomaly" }, ` anomaly (expected ${band}${score})`));
+    }
+    if (link) return link;
     return el("span", {}, el("a", { href: pageUrl(config.device_url, alert.device) }, alert.device_id), " offline");
   }
 
