@@ -20,7 +20,7 @@ from django.db.models import Q
 
 PRODUCT_APPS = (
     "locations", "devices", "thresholds", "anomaly", "ingest", "deadletters", "alerts", "notifications", "aggregates",
-    "commands", "django_celery_beat",
+    "commands", "sparkplug", "django_celery_beat",
 )  # fmt: skip
 MANAGE = ("add", "change", "delete")
 # app label -> model -> the permissions operators hold beyond viewing

@@ -32,7 +32,12 @@ class EndpointAdmin(admin.ModelAdmin):
     def unmapped(self, obj: Endpoint) -> str:
         return ", ".join(obj.unmapped_metrics)
 
-    @admin.action(description="Accept: create their devices and sensors")
+    # Accepting creates devices and sensors, so it takes the permission to add devices (admins), as the API's
+    # accept does.
+    def has_accept_permission(self, request) -> bool:
+        return request.user.has_perm("devices.add_device")
+
+    @admin.action(description="Accept: create their devices and sensors", permissions=["accept"])
     def accept(self, request, queryset):
         accepted = 0
         for endpoint in queryset.filter(device__isnull=True):

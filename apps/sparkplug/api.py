@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.errors import ApplicationError
+from apps.core.filters import FilterSet
 from apps.sparkplug.models import Endpoint
 from apps.sparkplug.services import endpoint_accept
 
@@ -39,6 +41,22 @@ class EndpointSerializer(serializers.ModelSerializer):
         return sorted(name for name, metric in obj.metrics.items() if metric.get("writable"))
 
 
+class EndpointFilter(FilterSet):
+    # A choice, not a BooleanFilter: that one takes any other word for "no filter" instead of refusing it.
+    waiting = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        method="filter_waiting",
+        help_text="true: waiting for acceptance; false: accepted.",
+    )
+
+    class Meta:
+        model = Endpoint
+        fields = ["group", "edge_node"]
+
+    def filter_waiting(self, queryset, name, value):
+        return queryset.filter(device__isnull=value == "true") if value else queryset
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="Sparkplug edge nodes and devices, those waiting for acceptance and their unmapped metrics"
@@ -48,15 +66,7 @@ class EndpointSerializer(serializers.ModelSerializer):
 class EndpointViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = EndpointSerializer
     queryset = Endpoint.objects.all()
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        waiting = self.request.query_params.get("waiting")
-        if waiting is not None:
-            if waiting not in ("true", "false"):
-                raise ApplicationError("Invalid filter.", errors={"waiting": ["Must be true or false."]})
-            queryset = queryset.filter(device__isnull=waiting == "true")
-        return queryset
+    filterset_class = EndpointFilter
 
     @extend_schema(request=None, responses={200: EndpointSerializer}, summary="Accept a waiting endpoint (admin)")
     @action(detail=True, methods=["post"])

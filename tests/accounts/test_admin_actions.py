@@ -37,6 +37,7 @@ from apps.commands.services import command_create
 from apps.deadletters.models import DeadLetter
 from apps.ingest.models import IngestBatch
 from apps.notifications.models import MaintenanceWindow
+from apps.sparkplug.models import Endpoint
 from tests.alerts.helpers import evaluate, make_subscription, readings
 from tests.factories import World, make_user
 
@@ -84,6 +85,8 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("notifications.Notification", "retry"): OPERATORS,
     ("notifications.Subscription", "delete_selected"): OPERATORS,
     ("notifications.Subscription", "rotate_secret"): OPERATORS,
+    ("sparkplug.Endpoint", "accept"): ADMINS,
+    ("sparkplug.Endpoint", "delete_selected"): ADMINS,
     ("thresholds.SensorThresholdMapping", "delete_selected"): OPERATORS,
     ("thresholds.Threshold", "delete_selected"): OPERATORS,
 }
@@ -148,6 +151,9 @@ ROW_BUILDERS = {
     ),
     "notifications.Notification": _alert_with_notification,
     "notifications.Subscription": lambda world: make_subscription(),
+    "sparkplug.Endpoint": lambda world: Endpoint.objects.create(
+        group="plant", edge_node="edge1", device_name="env1", metrics={"temperature": {"datatype": 10}}
+    ),
     f"{BEAT}.PeriodicTask": _periodic_task,
     f"{BEAT}.IntervalSchedule": _periodic_task,
     f"{BEAT}.CrontabSchedule": lambda world: CrontabSchedule.objects.create(),
