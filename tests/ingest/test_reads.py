@@ -207,7 +207,7 @@ def test_import_command_loads_csv_idempotently(world, tmp_path):
 
     assert Reading.objects.count() == 3
     lines = out.getvalue().splitlines()
-    assert "rows 4, stored 3, duplicates 0, rejected 1" in lines[1]
+    assert "rows 4, stored 3, duplicates 0, rejected 1" in lines[0]
     assert "rows 4, stored 0, duplicates 3, rejected 1" in lines[-1]
     assert world.devices["env-001"].last_seen is None  # history says nothing about the device being online
 
