@@ -160,8 +160,8 @@ def publish(job: tuple) -> int:
     acked = sum(1 for info in infos if info.is_published())
     ended = time.time()
     for client in clients:
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
     return acked, began, ended
 
 
@@ -250,7 +250,14 @@ def main() -> None:
             if time.monotonic() > deadline or time.monotonic() - stalled_since > 60:
                 break
             time.sleep(0.2)
-        elapsed = time.time() - started
+        # The end is the last batch's evaluation as the database recorded it (the same clock as the publishers'),
+        # not when this loop saw it: the publishing processes may take a while to wind down.
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT extract(epoch FROM max(evaluated_at)) FROM ingest_ingestbatch")
+            (last_evaluated,) = cursor.fetchone()
+        elapsed = (float(last_evaluated) if last_evaluated else time.time()) - started
         load = os.getloadavg()
         line = {
             "devices": args.devices,
