@@ -77,10 +77,24 @@ class ThresholdStateRow(NamedTuple):
     alert_id: int | None = None
 
     def pair(self, alert: Alert | None) -> PairState:
-        """The pair's state for the walk, with its unresolved alert (locked by the caller)."""
-        columns = self._asdict()
-        del columns["alert_id"]
-        return PairState(**columns, alert=alert)
+        """The pair's state for the walk, with its unresolved alert (locked by the caller).
+
+        Fields named one by one: going through _asdict() cost about 5 % of the worker's samples, one dict
+        per state row of every batch."""
+        return PairState(
+            state_id=self.state_id,
+            sensor_id=self.sensor_id,
+            threshold_id=self.threshold_id,
+            level=self.level,
+            breach_started_at=self.breach_started_at,
+            breach_first_value=self.breach_first_value,
+            breach_peak_value=self.breach_peak_value,
+            breach_peak_at=self.breach_peak_at,
+            breach_max_level=self.breach_max_level,
+            last_ts=self.last_ts,
+            last_value=self.last_value,
+            alert=alert,
+        )
 
 
 def _lock_states(cursor: BinaryCursor, sensor_ids: list[int]) -> list[ThresholdStateRow]:
