@@ -7,13 +7,23 @@ the defaults are not tuned to the NAB series alone.
 
     .venv/bin/python bench/anomaly.py --offline                 # NAB and the generated series
     .venv/bin/python bench/anomaly.py --offline --only nab --sensitivity high
+    .venv/bin/python bench/anomaly.py --online                  # the same series through the real pipeline
     .venv/bin/python bench/anomaly.py --micro                   # µs per reading of the vectorised update
 
 `--offline` streams each series through apps.anomaly.detectors in batches, in time order, with the default
 rule (no database). The alert opened at a reading is what counts: per series the windows detected (an alert
 opened inside the window), the alerts opened outside any window, and how far into the window the first alert
-came; overall the windowed precision and recall, and a NAB-style score (see `nab_score`). An online mode
-(HTTP ingest through a real worker) will feed the same series loader and scorer.
+came; overall the windowed precision and recall, and a NAB-style score (see `score_series` and `summary`).
+
+`--online` feeds the same series to the real pipeline: a database of its own (default
+`telemetry_bench_anomaly`, dropped and created afresh), a Redis database of its own (default 11), gunicorn and
+a Celery worker on the ingest, alerts and default queues. Per series one sensor type (no plausible range, no
+threshold), one device, one sensor and one anomaly rule on the type with only `enabled` and `--sensitivity`.
+Each series is posted to HTTP ingest with its device's key in requests of `--batch-size` readings, the next
+request of a series only once its previous batch is stored and evaluated (the series go round-robin). The
+anomaly alerts' opening times are then scored as above, and compared, series by series, with --offline run
+in the same process: the JSON says per source whether they are equal (`equals_offline`), and names the series
+that differ.
 
 `--micro` times `detect()` on batches of 1,000 readings over 500 sensors with states in memory.
 
