@@ -348,15 +348,15 @@ def stream_online(args: argparse.Namespace, sensors: list[OnlineSensor]) -> floa
     the detectors in order while the series go in parallel. Returns the time of the first request."""
     from django.db import connection
 
-    connection_ = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
+    http_connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
     started = time.time()
     deadline = time.monotonic() + args.timeout
     while True:
         for sensor in sensors:
             if sensor.pending is None and sensor.sent < len(sensor.bodies):
                 headers = {"Authorization": f"Device {sensor.device_key}", "Content-Type": "application/json"}
-                connection_.request("POST", "/api/v1/ingest/", body=sensor.bodies[sensor.sent], headers=headers)
-                response = connection_.getresponse()
+                http_connection.request("POST", "/api/v1/ingest/", body=sensor.bodies[sensor.sent], headers=headers)
+                response = http_connection.getresponse()
                 payload = response.read()
                 if response.status != 202:
                     raise SystemExit(f"ingest of {sensor.series.name} answered {response.status}: {payload[:300]!r}")
