@@ -7,13 +7,23 @@ the defaults are not tuned to the NAB series alone.
 
     .venv/bin/python bench/anomaly.py --offline                 # NAB and the generated series
     .venv/bin/python bench/anomaly.py --offline --only nab --sensitivity high
+    .venv/bin/python bench/anomaly.py --online                  # the same series through the real pipeline
     .venv/bin/python bench/anomaly.py --micro                   # µs per reading of the vectorised update
 
 `--offline` streams each series through apps.anomaly.detectors in batches, in time order, with the default
 rule (no database). The alert opened at a reading is what counts: per series the windows detected (an alert
 opened inside the window), the alerts opened outside any window, and how far into the window the first alert
-came; overall the windowed precision and recall, and a NAB-style score (see `nab_score`). An online mode
-(HTTP ingest through a real worker) will feed the same series loader and scorer.
+came; overall the windowed precision and recall, and a NAB-style score (see `score_series` and `summary`).
+
+`--online` feeds the same series to the real pipeline: a database of its own (default
+`telemetry_bench_anomaly`, dropped and created afresh), a Redis database of its own (default 11), gunicorn and
+a Celery worker on the ingest, alerts and default queues. Per series one sensor type (no plausible range, no
+threshold), one device, one sensor and one anomaly rule on the type with only `enabled` and `--sensitivity`.
+Each series is posted to HTTP ingest with its device's key in requests of `--batch-size` readings, the next
+request of a series only once its previous batch is stored and evaluated (the series go round-robin). The
+anomaly alerts' opening times are then scored as above, and compared, series by series, with --offline run
+in the same process: the JSON says per source whether they are equal (`equals_offline`), and names the series
+that differ.
 
 `--micro` times `detect()` on batches of 1,000 readings over 500 sensors with states in memory.
 
@@ -24,8 +34,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import http.client
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from apps.anomaly import detectors  # noqa: E402  (pure numpy: needs no Django set-up)
+from bench.harness import Stack, bench_environment, create_database  # noqa: E402
 
 NAB_DIR = ROOT / "bench" / "data" / "nab"
 STEP_S = 300.0  # the generated series are sampled every five minutes, like most NAB series
@@ -263,6 +276,207 @@ def offline(args: argparse.Namespace) -> dict:
     return figures
 
 
+# --- Online: the real pipeline ---------------------------------------------------------------------------------
+
+
+@dataclass
+class OnlineSensor:
+    series: Series
+    sensor_id: int
+    key: str
+    device_key: str
+    bodies: list[bytes]
+    sent: int = 0  # requests posted
+    pending: str | None = None  # the batch id of the request posted and not yet evaluated
+
+
+def online_environment(args: argparse.Namespace) -> dict[str, str]:
+    # One device sends a request as soon as its previous batch is evaluated, far above what a real device does.
+    return bench_environment(
+        db_url_base=args.db_url_base,
+        database=args.database,
+        redis_url=args.redis_url,
+        THROTTLE_DEVICE_RATE="off",
+        THROTTLE_INGEST_READINGS_RATE="off",
+    )
+
+
+def online_world(series_list: list[Series], sensitivity: str) -> list[tuple[int, str, str]]:
+    """Per series a sensor type (no plausible range, no threshold), a device, a sensor and one anomaly rule
+    on the type with only its sensitivity set: (sensor id, sensor key, device key) per series."""
+    import django
+
+    django.setup()
+    from apps.anomaly.models import AnomalyRule
+    from apps.devices.models import Sensor, SensorType
+    from apps.devices.services import device_create
+
+    world = []
+    for series in series_list:
+        code = f"anomaly_{series.source}_{series.name}"
+        sensor_type = SensorType.objects.create(code=code, name=f"{series.source} {series.name}")
+        device, device_key = device_create(device_id=code)
+        sensor = Sensor.objects.create(device=device, sensor_type=sensor_type, key=f"{code}/{code}")
+        AnomalyRule.objects.create(sensor_type=sensor_type, enabled=True, sensitivity=sensitivity)
+        world.append((sensor.id, sensor.key, device_key))
+    return world
+
+
+def request_bodies(series: Series, key: str, batch_size: int) -> list[bytes]:
+    """The series as ingest requests of `batch_size` readings, in the loader's order (the order --offline
+    feeds them in)."""
+    import orjson
+
+    stamps = [datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z") for ts in series.ts.tolist()]
+    values = series.values.tolist()
+    return [
+        orjson.dumps(
+            [
+                {"sensor": key, "ts": ts, "value": value}
+                for ts, value in zip(
+                    stamps[start : start + batch_size], values[start : start + batch_size], strict=True
+                )
+            ]
+        )
+        for start in range(0, len(stamps), batch_size)
+    ]
+
+
+def stream_online(args: argparse.Namespace, sensors: list[OnlineSensor]) -> float:
+    """Round-robin over the series: post the next request of every series whose last batch is evaluated,
+    then look (one query) which posted batches are now stored and evaluated. So one sensor's readings reach
+    the detectors in order while the series go in parallel. Returns the time of the first request."""
+    from django.db import connection
+
+    http_connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
+    started = time.time()
+    deadline = time.monotonic() + args.timeout
+    while True:
+        for sensor in sensors:
+            if sensor.pending is None and sensor.sent < len(sensor.bodies):
+                headers = {"Authorization": f"Device {sensor.device_key}", "Content-Type": "application/json"}
+                http_connection.request("POST", "/api/v1/ingest/", body=sensor.bodies[sensor.sent], headers=headers)
+                response = http_connection.getresponse()
+                payload = response.read()
+                if response.status != 202:
+                    raise SystemExit(f"ingest of {sensor.series.name} answered {response.status}: {payload[:300]!r}")
+                sensor.pending = json.loads(payload)["batch_id"]
+                sensor.sent += 1
+        waiting = {sensor.pending: sensor for sensor in sensors if sensor.pending is not None}
+        if not waiting:
+            return started
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id::text, status FROM ingest_ingestbatch WHERE id = ANY(%s::uuid[])"
+                " AND (status = 'failed' OR (status = 'done' AND evaluated_at IS NOT NULL))",
+                [list(waiting)],
+            )
+            finished = cursor.fetchall()
+        for batch_id, status in finished:
+            if status == "failed":
+                raise SystemExit(f"batch {batch_id} of {waiting[batch_id].series.name} failed")
+            waiting[batch_id].pending = None
+        if finished:
+            deadline = time.monotonic() + args.timeout
+        elif time.monotonic() > deadline:
+            raise SystemExit(f"{len(waiting)} batches not evaluated within {args.timeout} s")
+        else:
+            time.sleep(0.01)
+
+
+def online_openings(sensor_ids: list[int]) -> dict[int, list[float]]:
+    """The opening times (the reading time each opened at) of the anomaly alerts of these sensors."""
+    from apps.alerts.models import Alert
+
+    opened: dict[int, list[float]] = {sensor_id: [] for sensor_id in sensor_ids}
+    for sensor_id, opened_at in Alert.objects.filter(kind=Alert.Kind.ANOMALY, sensor_id__in=sensor_ids).values_list(
+        "sensor_id", "opened_at"
+    ):
+        opened[sensor_id].append(opened_at.timestamp())
+    return {sensor_id: sorted(times) for sensor_id, times in opened.items()}
+
+
+def online(args: argparse.Namespace) -> dict:
+    """1. A database of its own, created fresh; per series a sensor type, a device, a sensor, one rule.
+    2. gunicorn and a Celery worker on the ingest, alerts and default queues, on a Redis database of its own.
+    3. Every series posted over HTTP ingest with its device's key (stream_online); the end is the last
+       batch's evaluation as the database recorded it.
+    4. The anomaly alerts of each sensor scored as --offline scores the detectors' openings, and the
+       openings compared, series by series, with --offline run here on the same series."""
+    import redis
+
+    series_list = load_series(args.only)
+    env = online_environment(args)
+    create_database(args.db_url_base, args.database, env, fresh=True)
+    world = online_world(series_list, args.sensitivity)
+    sensors = [
+        OnlineSensor(series, sensor_id, key, device_key, request_bodies(series, key, args.batch_size))
+        for series, (sensor_id, key, device_key) in zip(series_list, world, strict=True)
+    ]
+    redis.Redis.from_url(args.redis_url).flushdb()
+    stack = Stack(env, Path(os.environ.get("BENCH_LOG_DIR", "/tmp")), "bench-anomaly")
+    try:
+        stack.web(args.port, args.web_workers)
+        stack.worker("worker", "ingest,alerts,default", args.worker_concurrency)
+        stack.wait_for_workers(1)
+        started = stream_online(args, sensors)
+    finally:
+        stack.stop()
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sum(received), sum(stored), sum(duplicates), sum(rejected), extract(epoch FROM max(evaluated_at))"
+            " FROM ingest_ingestbatch"
+        )
+        received, stored, duplicates, rejected, last_evaluated = (float(x) for x in cursor.fetchone())
+    elapsed = last_evaluated - started
+    print(
+        f"online: {int(received):,} readings in {sum(len(s.bodies) for s in sensors):,} requests of up to "
+        f"{args.batch_size}, {int(stored):,} stored, {int(duplicates)} duplicates, {int(rejected)} rejected; "
+        f"{elapsed:.1f} s from the first request to the last batch evaluated ({received / elapsed:,.0f} readings/s)"
+    )
+
+    opened_online = online_openings([sensor.sensor_id for sensor in sensors])
+    settings = detectors.Settings(sensitivity=args.sensitivity)
+    by_source: dict[str, tuple[list[SeriesScore], list[SeriesScore], list[str]]] = {}
+    for sensor in sensors:
+        series = sensor.series
+        here = opened_online[sensor.sensor_id]
+        there = run_offline(series, settings, args.batch_size)
+        online_scores, offline_scores, differing = by_source.setdefault(series.source, ([], [], []))
+        online_scores.append(score_series(series, here))
+        offline_scores.append(score_series(series, there))
+        if sorted(there) != here:
+            differing.append(series.name)
+            print(f"{series.name}: online opened {_times(here)}, offline {_times(there)}")
+    figures: dict = {}
+    for source, (online_scores, offline_scores, differing) in by_source.items():
+        print_table(f"{source} series online, sensitivity {args.sensitivity}", online_scores)
+        figures[source] = summary(online_scores)
+        offline_figures = summary(offline_scores)
+        figures[source]["equals_offline"] = figures[source] == offline_figures and not differing
+        if not figures[source]["equals_offline"]:
+            figures[source]["offline"] = offline_figures
+            figures[source]["differing"] = differing
+        print(
+            f"online = offline: {'yes, every alert at the same reading' if not differing else 'no: ' + ', '.join(differing)}"
+        )
+    figures.update(
+        readings=int(received),
+        elapsed_s=round(elapsed, 1),
+        readings_per_s=round(received / elapsed),
+        duplicates=int(duplicates),
+        rejected=int(rejected),
+    )
+    return figures
+
+
+def _times(epochs: list[float]) -> str:
+    return ", ".join(datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M") for at in epochs) or "none"
+
+
 # --- Cost ------------------------------------------------------------------------------------------------------
 
 
@@ -305,15 +519,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--offline", action="store_true", help="stream the series through the detectors")
+    mode.add_argument("--online", action="store_true", help="stream the series through HTTP ingest and a worker")
     mode.add_argument("--micro", action="store_true", help="time the vectorised update")
     parser.add_argument("--only", choices=["all", "nab", "synthetic"], default="all")
     parser.add_argument("--sensitivity", choices=sorted(detectors.SENSITIVITY), default="medium")
-    parser.add_argument("--batch-size", type=int, default=100, help="readings per batch (offline)")
+    parser.add_argument("--batch-size", type=int, default=100, help="readings per batch or request")
     parser.add_argument("--sensors", type=int, default=500)
     parser.add_argument("--readings", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=50)
+    online_group = parser.add_argument_group("online")
+    online_group.add_argument("--database", default="telemetry_bench_anomaly")
+    online_group.add_argument(
+        "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
+    )
+    online_group.add_argument("--redis-url", default="redis://localhost:6379/11")
+    online_group.add_argument("--port", type=int, default=8767)
+    online_group.add_argument("--web-workers", type=int, default=1, help="gunicorn worker processes")
+    online_group.add_argument("--worker-concurrency", type=int, default=2, help="processes of the Celery worker")
+    online_group.add_argument("--timeout", type=float, default=120, help="seconds to wait for any batch to finish")
     args = parser.parse_args()
-    figures = offline(args) if args.offline else micro(args)
+    figures = offline(args) if args.offline else online(args) if args.online else micro(args)
     print(json.dumps(figures))
 
 
