@@ -12,11 +12,13 @@ from rest_framework.test import APIClient
 
 from apps.accounts.roles import Role
 from apps.ingest.partitions import partitions_drop, partitions_forget, partitions_list
-from tests import factories
+from tests import factories, flush
 from tests.factories import World
 from tests.mqtt.broker import ProjectBroker, session_broker
 from tests.worker import CeleryWorker, database_url
 from tests.worker import wait_for as _wait_for
+
+flush.install()
 
 PRINCIPALS = ("anonymous", "ingest", "viewer", "operator", "admin", "device")
 
