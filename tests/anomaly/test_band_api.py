@@ -13,8 +13,9 @@ from django.urls import reverse
 from apps.anomaly import detectors as d
 from apps.anomaly.models import AnomalyRule
 from apps.anomaly.selectors import sensor_band
-from apps.anomaly.states import states_save
 from tests.accounts.test_permissions import READERS
+from tests.anomaly import learned
+from tests.anomaly.learned import HOUR, daily_cycle
 from tests.conftest import PRINCIPALS
 from tests.factories import API, assert_error_shape
 
@@ -22,27 +23,12 @@ pytestmark = pytest.mark.django_db
 
 BAND = f"{API}/anomaly-band/"
 SENSOR = "env-001/temperature"
-HOUR = 3600.0
 # The learned history ends on a whole hour, two hours before this moment, so every test range is after it.
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
 
-def daily_cycle(hour_of_day: np.ndarray) -> np.ndarray:
-    """A temperature that peaks at 06:00 UTC and bottoms out at 18:00 UTC."""
-    return 20.0 + 5.0 * np.sin(2 * np.pi * hour_of_day / 24.0)
-
-
-def learn(sensor_id: int, *, days: float, every_s: float = 300.0, cycle: bool = True, seed: int = 1) -> np.ndarray:
-    """Stream `days` of readings (a daily cycle with a little noise, or noise alone) through detect() with the
-    default rule and store the state the worker would have stored; the state."""
-    end = NOW.timestamp() - 2 * HOUR
-    ts = np.arange(end - days * 86400.0, end, every_s) + every_s
-    noise = np.random.default_rng(seed).normal(0.0, 0.2, len(ts))
-    values = (daily_cycle((ts / HOUR) % 24) if cycle else np.full(len(ts), 20.0)) + noise
-    states = d.new_states(1)
-    d.detect(states, d.params_matrix([d.Settings()]), np.zeros(len(ts), dtype=np.intp), ts, values)
-    states_save([sensor_id], states)
-    return states[0]
+def learn(sensor_id: int, **kwargs) -> np.ndarray:
+    return learned.learn(sensor_id, until=NOW - timedelta(hours=2), **kwargs)
 
 
 def iso(moment: datetime) -> str:
