@@ -1,12 +1,29 @@
 """Settings for the test suite: the real settings with test-only environment defaults."""
 
 import os
+from pathlib import Path
 
 # Long enough for the deployment checks (apps/core/checks.py), which hold whenever DEBUG is off.
 os.environ.setdefault("SECRET_KEY", "tests-only-9fK2pQ7vX4mN8rT1wZ6yB3cH5jL0dG2sA7eU4iO9qW1xV8nM")
 os.environ.setdefault("DEBUG", "false")
+
+
+def _local_setting(name: str) -> str | None:
+    """`name` from the environment, else from the checkout's .env (which the settings read only later)."""
+    if name in os.environ:
+        return os.environ[name]
+    path = Path(__file__).resolve().parent.parent / ".env"
+    for line in path.read_text().splitlines() if path.exists() else ():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == name:
+            return value.strip().strip("'\"")
+    return None
+
+
 # A Redis database of its own, so a running development system and the tests never share queues or cache.
-os.environ.setdefault("REDIS_URL", "redis://localhost:6379/15")
+# TEST_REDIS_URL (in the environment or .env) names another, so that two checkouts on one machine can run their
+# suites at once (with DATABASE_URL naming a database of each's own, whose test_ copy the suite then uses).
+os.environ.setdefault("REDIS_URL", _local_setting("TEST_REDIS_URL") or "redis://localhost:6379/15")
 # Every request of the suite comes from one address, and the schema tests send the token endpoint wrong
 # passwords, so the login limit is out of the way; tests/accounts/test_login_throttling.py sets its own.
 os.environ.setdefault("LOGIN_FAILURE_LIMIT", "1000")

@@ -210,9 +210,9 @@ class BandQuery(serializers.Serializer):
 
 class BandPointSerializer(serializers.Serializer):
     ts = serializers.DateTimeField(help_text="From this moment until the next point's.")
-    expected = serializers.FloatField(help_text="The baseline's value.")
-    low = serializers.FloatField(help_text="expected - band_z robust standard deviations.")
-    high = serializers.FloatField(help_text="expected + band_z robust standard deviations.")
+    expected = serializers.FloatField(allow_null=True, help_text="The baseline's value.")
+    low = serializers.FloatField(allow_null=True, help_text="expected - band_z robust standard deviations.")
+    high = serializers.FloatField(allow_null=True, help_text="expected + band_z robust standard deviations.")
     seasonal = serializers.BooleanField(help_text="Shaped by the hour-of-day profile (else the flat level).")
 
 
