@@ -224,6 +224,53 @@ def detect(states: np.ndarray, params: np.ndarray, rows: np.ndarray, ts: np.ndar
     return result
 
 
+@dataclass
+class Band:
+    """The deviation band of a state at given times: what a reading there is scored against."""
+
+    expected: np.ndarray  # the baseline's value
+    low: np.ndarray  # expected - deviation_z robust sigmas
+    high: np.ndarray  # expected + deviation_z robust sigmas
+    seasonal: np.ndarray  # True where the hour-of-day profile shapes it, False where the flat level does
+
+
+def expected_band(states: np.ndarray, params: np.ndarray, ts: np.ndarray) -> Band:
+    """The band a reading at `ts` would be scored against by `detect()` with these states as they are, row by
+    row (`states`, `params` and `ts` are row-aligned; broadcast one sensor's rows to project it over many
+    times). The same function `detect()` uses, so a band drawn from it and an alert's expected range agree."""
+    states = np.asarray(states, dtype=np.float64)
+    params = np.asarray(params, dtype=np.float64)
+    ts = np.asarray(ts, dtype=np.float64)
+    hour = ((ts // 3600.0) % SEASON_SLOTS).astype(np.intp)
+    expected, half_width, seasonal = _band(states, params, ts, hour, np.arange(len(ts)))
+    return Band(expected=expected, low=expected - half_width, high=expected + half_width, seasonal=seasonal)
+
+
+def warmed_up(states: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Per row, whether the states have learned their warm-up (readings and reading time), so that any
+    reading after the newest learned one may fire."""
+    span = states[:, LAST_TS] - states[:, FIRST_TS]  # NaN (nothing learned) compares False
+    return (states[:, N] >= params[:, P_WARMUP]) & (span >= params[:, P_WARMUP_S])
+
+
+def _band(
+    state: np.ndarray, param: np.ndarray, t: np.ndarray, hour: np.ndarray, index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centre of the deviation band, its half-width (deviation_z robust sigmas) and whether it is seasonal:
+    the seasonal model once learned (and, in auto, clearly better), else the flat one."""
+    profile = state[index, PROFILE + hour]
+    profile_spread = state[index, PROFILE_SPREAD + hour]
+    seasonality = param[:, P_SEASONALITY]
+    season_learned = (seasonality > 0) & (t - state[:, FIRST_TS] >= SEASON_WARMUP_S)
+    season_better = state[:, SEASON_SPREAD] < SEASON_GAIN * state[:, FLAT_SPREAD]
+    seasonal = season_learned & ((seasonality == SEASONALITY["daily"]) | season_better)
+    expected = np.where(seasonal, state[:, LEVEL] + profile, state[:, FLAT_LEVEL])
+    # An hour's own spread, but never below a quarter of the all-hours one: an hour that happened to be quiet
+    # while it was learned must not make every later wiggle in it an anomaly.
+    spread = np.where(seasonal, np.maximum(profile_spread, 0.25 * state[:, SEASON_SPREAD]), state[:, FLAT_SPREAD])
+    return expected, param[:, P_DEVIATION_Z] * _sigma(spread, expected), seasonal
+
+
 def _step(
     state: np.ndarray, param: np.ndarray, t: np.ndarray, x: np.ndarray, result: Detection, readings: np.ndarray
 ) -> None:
@@ -235,23 +282,11 @@ def _step(
     warm = (n >= param[:, P_WARMUP]) & (t - state[:, FIRST_TS] >= param[:, P_WARMUP_S])
     hour = ((t // 3600.0) % SEASON_SLOTS).astype(np.intp)
     index = np.arange(len(t))
-    z = param[:, P_DEVIATION_Z]
 
-    # Deviation: the seasonal model once learned (and, in auto, clearly better), else the flat one.
-    profile = state[index, PROFILE + hour]
-    profile_spread = state[index, PROFILE_SPREAD + hour]
-    seasonality = param[:, P_SEASONALITY]
-    season_learned = (seasonality > 0) & (t - state[:, FIRST_TS] >= SEASON_WARMUP_S)
-    season_better = state[:, SEASON_SPREAD] < SEASON_GAIN * state[:, FLAT_SPREAD]
-    seasonal = season_learned & ((seasonality == SEASONALITY["daily"]) | season_better)
-    level = state[:, LEVEL]
-    expected = np.where(seasonal, level + profile, state[:, FLAT_LEVEL])
+    # Deviation: the distance from the band's centre in units of its half-width.
+    expected, half_width, _seasonal = _band(state, param, t, hour, index)
     floor = _floor(expected)
-    # An hour's own spread, but never below a quarter of the all-hours one: an hour that happened to be quiet
-    # while it was learned must not make every later wiggle in it an anomaly.
-    spread = np.where(seasonal, np.maximum(profile_spread, 0.25 * state[:, SEASON_SPREAD]), state[:, FLAT_SPREAD])
-    sigma = _sigma(spread, expected)
-    deviation_score = np.abs(x - expected) / (z * sigma)
+    deviation_score = np.abs(x - expected) / half_width
 
     # Rate of change against the decaying largest step.
     step = np.abs(x - state[:, LAST_VALUE])
@@ -279,8 +314,8 @@ def _step(
 
     result.score[readings] = score
     result.expected[readings] = expected
-    result.low[readings] = expected - z * sigma
-    result.high[readings] = expected + z * sigma
+    result.low[readings] = expected - half_width
+    result.high[readings] = expected + half_width
     result.fired[readings] = fired
     result.learned[readings] = fresh
 

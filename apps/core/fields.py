@@ -145,6 +145,10 @@ class IdListField(IdOrKeyListField):
     keys = False
 
 
+class IntegerQueryField(_QueryField, serializers.IntegerField):
+    """An integer (between `min_value` and `max_value` when given)."""
+
+
 class IdField(_QueryField, serializers.IntegerField):
     """One id, below 2**63."""
 

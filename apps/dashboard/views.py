@@ -116,6 +116,7 @@ def sensor_page(request: HttpRequest, pk: int) -> TemplateResponse:
             alerts=("alert-list",),
             export_readings=("export-readings",),
             export_aggregates=("export-aggregates",),
+            anomaly_band=("anomaly-band",),
         ),
     }
     context = page_context(request, title=f"Sensor {sensor.key}", sensor=sensor, thresholds=thresholds, config=config)

@@ -15,6 +15,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from apps.accounts.roles import Role
+from apps.anomaly.models import AnomalyRule
+from tests.anomaly.learned import learn
 from tests.dashboard.browser import console_errors, missing_tools, screenshot, start_chromium, wait_until
 from tests.factories import API, make_user
 
@@ -347,6 +349,9 @@ def test_the_sensor_chart_shades_the_bands_that_fall_in_the_range_of_the_data(
 @needs_alerts
 def test_the_sensor_chart_shades_alert_episodes(world, celery_worker, admin_api, browser, page, wait_for):
     alert = breach(admin_api, wait_for)
+    # After the breach, so the worker has learned nothing into it: a rule, and a state learned at 899 V.
+    AnomalyRule.objects.create(sensor=world.sensors[VOLTAGE])
+    learn(alert["sensor_id"], until=timezone.now() - timedelta(hours=1), days=2, level=899.0, cycle=False)
     make_user("viewer", Role.VIEWER, password=PASSWORD)
     log_in(browser, page, "viewer", via_admin=False)
 
@@ -361,6 +366,14 @@ def test_the_sensor_chart_shades_alert_episodes(world, celery_worker, admin_api,
     )
     assert len(spans) == 1 and spans[0]["color"].startswith("rgba(211, 47, 47")  # critical
     assert "critical" in browser.find_element("id", "episodes").text
+    # The anomaly model's band is drawn as a shaded dataset over the range, with its own legend entry.
+    band = browser.execute_script(
+        "return Chart.getChart(document.getElementById('sensor-chart')).data.datasets"
+        ".filter(d => d.label === 'expected (anomaly model)').map(d => ({fill: d.fill, points: d.data.length}))"
+    )
+    assert browser.find_element("id", "sensor-chart").get_attribute("data-band") == "ready"
+    assert [dataset["fill"] for dataset in band] == ["-1"] and band[0]["points"] >= 2, band
+    assert "expected (anomaly model)" in legend(browser)
     screenshot(browser, "sensor-alert-episode")
 
 

@@ -24,6 +24,9 @@ window.DashboardCharts = (function () {
     episodeWarning: "rgba(255, 179, 0, 0.22)",
     episodeCritical: "rgba(211, 47, 47, 0.2)",
     offline: "rgba(120, 120, 120, 0.28)",
+    // The anomaly model's expected band: a hue of its own, apart from the readings' blue and the thresholds'.
+    expected: "rgba(123, 31, 162, 0.13)",
+    expectedLine: "rgba(123, 31, 162, 0.55)",
     // Legend boxes are small: the same hues, stronger.
     warningSwatch: "rgba(255, 179, 0, 0.4)",
     criticalSwatch: "rgba(211, 47, 47, 0.35)",

@@ -1,8 +1,8 @@
 "use strict";
 // The sensor page: readings over the last hour, day, week or month (raw points, or buckets from the aggregates
 // API drawn as a min-max band with the average) on a value axis that follows them, the effective threshold
-// bands where they fall in that range, alert episodes shaded, a legend naming all of it, and export links for
-// the range shown.
+// bands where they fall in that range, alert episodes shaded, the anomaly model's expected band where the
+// sensor has one, a legend naming all of it, and export links for the range shown.
 (function () {
   const { config, api, apiAll, ApiError, formatValue, formatTime, el, errorText, poller, withParams } =
     window.Dashboard;
@@ -14,6 +14,8 @@
   const MAX_RAW_POINTS = 50000;
   const REFRESH_S = 60;
   const unit = config.sensor.unit;
+  const EXPECTED_LABEL = "expected (anomaly model)";
+  const EXPECTED_LOW = "expected low";
 
   const canvas = document.getElementById("sensor-chart");
   const state = document.getElementById("chart-state");
@@ -56,7 +58,8 @@
         legend: {
           labels: {
             // The min and max datasets draw one band: a single legend entry for both.
-            filter: (item) => item.text !== "min",
+            // So do the low and high datasets of the expected band.
+            filter: (item) => item.text !== "min" && item.text !== EXPECTED_LOW,
             generateLabels: (chartOf) => {
               const bucketTexts = { max: `min–max per ${shownInterval}`, average: `average per ${shownInterval}` };
               const datasets = legendDefaults.labels.generateLabels(chartOf);
@@ -142,6 +145,29 @@
     };
   }
 
+  // The anomaly model's expected band over the range, as two stepped datasets (low, then high filled down to
+  // it), and the API's status: only a ready model has a band; a sensor without a rule, or still learning, has
+  // none. A failure here leaves the rest of the chart as it is.
+  async function expectedBand(start, end) {
+    if (!config.api.anomaly_band) return { status: "unavailable", datasets: [] };
+    let answer;
+    try {
+      answer = await api(config.api.anomaly_band, { params: { sensor: config.sensor.id, start, end } });
+    } catch {
+      return { status: "error", datasets: [] };
+    }
+    if (answer.status !== "ready" || !answer.points.length) return { status: answer.status, datasets: [] };
+    const points = (name) => answer.points.map((point) => ({ x: Date.parse(point.ts), y: point[name] }));
+    const edge = { borderColor: COLORS.expectedLine, borderWidth: 1, pointRadius: 0, stepped: true, order: 10 };
+    return {
+      status: answer.status,
+      datasets: [
+        { label: EXPECTED_LOW, data: points("low"), ...edge, backgroundColor: COLORS.expected, fill: false },
+        { label: EXPECTED_LABEL, data: points("high"), ...edge, backgroundColor: COLORS.expected, fill: "-1" },
+      ],
+    };
+  }
+
   // Alerts of this sensor that were unresolved at some moment of the range: open at its start, or opened in it.
   async function episodes(start, end) {
     if (!config.api.alerts) return [];
@@ -212,13 +238,16 @@
     state.dataset.state = "loading";
     state.textContent = "Loading…";
     try {
-      const [series, alerts] = await Promise.all([
+      const [series, alerts, band] = await Promise.all([
         interval === "raw" ? rawSeries(start, end) : bucketSeries(start, end, interval),
         episodes(start, end),
+        expectedBand(start, end),
       ]);
       if (!isCurrent()) return;
-      chart.data.datasets = series.datasets;
+      // The band's datasets come last, so the readings keep their places (fill "-1" is by position).
+      chart.data.datasets = [...series.datasets, ...band.datasets];
       chart.options.scales.x = timeScale(startMs, endMs);
+      // The value axis follows the readings, not the band (which may be much wider).
       const axis = valueAxis(series.datasets, bounds);
       Object.assign(chart.options.scales.y, axis);
       shownInterval = interval;
@@ -229,6 +258,7 @@
       updateExportLinks(start, end, interval);
       canvas.dataset.resolution = interval;
       canvas.dataset.points = series.points;
+      canvas.dataset.band = band.status;
       canvas.dataset.state = "ready";
       state.dataset.state = "ok";
       state.textContent = `${series.note}, updated ${new Date().toLocaleTimeString()}`;
