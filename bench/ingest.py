@@ -70,6 +70,8 @@ def setup_environment(args: argparse.Namespace) -> dict[str, str]:
         # One token sends everything here; in production the ingest budget is per device or gateway.
         THROTTLE_INGEST_READINGS_RATE="off",
         THROTTLE_TOKEN_RATE="off",
+        # --store-only: the ingest task leaves evaluation to the `alerts` queue, which no worker here consumes.
+        INGEST_EVALUATE_INLINE="false" if args.store_only else "true",
     )
 
 

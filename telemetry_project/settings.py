@@ -346,6 +346,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 *
 # A batch claimed this many times without finishing (its runs keep being killed) fails with a dead letter instead
 # of being tried again; keep it above TASK_MAX_RETRIES + 1, so retries of transient errors fit under it.
 INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 10, minimum=1)
+# The ingest task evaluates the batch it stored itself, in the same process, instead of queueing
+# alerts.evaluate_batch (one task per batch instead of two). False: evaluation goes to the `alerts` queue, for
+# workers of its own there.
+INGEST_EVALUATE_INLINE = env_bool("INGEST_EVALUATE_INLINE", True)
 if INGEST_MAX_BODY_BYTES > DATA_UPLOAD_MAX_MEMORY_SIZE:
     raise ImproperlyConfigured(
         f"INGEST_MAX_BODY_BYTES ({INGEST_MAX_BODY_BYTES}) must not exceed DATA_UPLOAD_MAX_MEMORY_SIZE "

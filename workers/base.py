@@ -50,7 +50,7 @@ def _cancel_statements_at_the_soft_limit() -> None:
         signal.signal(SIG_SOFT_TIMEOUT, _cancel_statements_then_stop)
 
 
-def _drop_interrupted_connections() -> None:
+def drop_interrupted_connections() -> None:
     """A connection whose statement the soft limit interrupted is left mid-protocol ("another command is
     already in progress"): the dead letter, the failed mark and the next task of this process would fail on
     it. Drop it; the next query connects afresh."""
@@ -98,7 +98,7 @@ class TelemetryTask(Task):
         except BaseException as exc:
             cause = exc.exc if isinstance(exc, Retry) else exc
             if isinstance(cause, SoftTimeLimitExceeded):
-                _drop_interrupted_connections()
+                drop_interrupted_connections()
             raise
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:

@@ -134,9 +134,11 @@ RETURNING device_id, seq
 """
 
 
-def batch_process(*, batch_id: str) -> BatchOutcome | None:
+def batch_process(*, batch_id: str, queue_evaluation: bool = True) -> BatchOutcome | None:
     """Store a queued batch. Safe to run any number of times: a done batch is left alone, and everything
     a run writes commits together with the batch's new status, so a run that dies leaves no trace.
+    `queue_evaluation`: send the evaluation task after the commit; False when the caller evaluates the
+    batch itself right after (the ingest task does, in the same process).
 
     1. Mark the batch processing and count the attempt (its own commit, so status readers see it), unless it
        is already done; past INGEST_MAX_ATTEMPTS raise AttemptsExhausted.
@@ -173,19 +175,19 @@ def batch_process(*, batch_id: str) -> BatchOutcome | None:
     started = time.monotonic()
     try:
         try:
-            outcome = _store_batch(batch_id)
+            outcome = _store_batch(batch_id, queue_evaluation=queue_evaluation)
         except IntegrityError:
             # A sensor was deleted while this process still had it cached (its readings would break the
             # foreign key), or a partition this process knew was dropped. Everything above rolled back; resolve
             # afresh and go again.
             clear_cache()
             partitions_forget()
-            outcome = _store_batch(batch_id)
+            outcome = _store_batch(batch_id, queue_evaluation=queue_evaluation)
     except DATA_ERRORS as exc:
         # Some reading's data was refused; everything rolled back. Go again, finding it (no savepoints on the
         # normal path: they would cost every batch two more round trips).
         logger.warning("ingest batch %s: %s; isolating the readings at fault", batch_id, exc)
-        outcome = _store_batch(batch_id, refused=exc)
+        outcome = _store_batch(batch_id, queue_evaluation=queue_evaluation, refused=exc)
     if outcome is not None:
         _count(outcome, seconds=time.monotonic() - started)
         # DEBUG: a line per batch, several a second on a busy system. A batch that fails is logged by its task
@@ -207,7 +209,7 @@ def _count(outcome: BatchOutcome, *, seconds: float) -> None:
         metrics.INGEST_BATCH_LATENCY_SECONDS.observe((timezone.now() - outcome.received_at).total_seconds())
 
 
-def _store_batch(batch_id: str, *, refused: Exception | None = None) -> BatchOutcome | None:
+def _store_batch(batch_id: str, *, queue_evaluation: bool, refused: Exception | None = None) -> BatchOutcome | None:
     """Store the batch in one transaction; `refused`: the error of a first attempt, to isolate its cause."""
     with transaction.atomic():
         batch = IngestBatch.objects.select_for_update().filter(pk=batch_id).first()
@@ -235,7 +237,8 @@ def _store_batch(batch_id: str, *, refused: Exception | None = None) -> BatchOut
         if outcome.stored:
             batch.stored_ts_min = _datetime(outcome.ts_min_us)
             batch.stored_ts_max = _datetime(outcome.ts_max_us)
-            transaction.on_commit(lambda: enqueue_evaluation(batch_id=str(batch.pk)), robust=True)
+            if queue_evaluation:
+                transaction.on_commit(lambda: enqueue_evaluation(batch_id=str(batch.pk)), robust=True)
         else:
             batch.evaluated_at = batch.finished_at  # nothing new to evaluate
         batch.save()

@@ -182,7 +182,9 @@ def test_the_beat_evaluates_a_batch_whose_evaluation_message_was_lost(
     plant, celery_worker, receiver, wait_for, monkeypatch
 ):
     make_subscription(channels=[{"type": "webhook", "target": receiver.url}], secret=SECRET)
-    monkeypatch.setattr("apps.ingest.pipeline.enqueue_evaluation", lambda *, batch_id: None)  # the broker lost it
+    # The broker lost its messages: the batch's (whose ingest task would evaluate it) and the evaluation's.
+    monkeypatch.setattr("apps.ingest.services.enqueue_batch", lambda *, batch_id: True)
+    monkeypatch.setattr("apps.ingest.pipeline.enqueue_evaluation", lambda *, batch_id: None)
     batch = store(readings(TEMP, (0, 45)))
     assert IngestBatch.objects.get(pk=batch.pk).evaluated_at is None
     monkeypatch.undo()

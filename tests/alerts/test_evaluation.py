@@ -294,7 +294,9 @@ def test_the_database_refuses_a_second_unresolved_alert_for_a_sensor_and_thresho
 def test_concurrent_evaluation_of_the_same_sensor_opens_one_alert(world, monkeypatch):
     """Two workers evaluating two batches of the same sensor at the same moment: the threshold state rows
     serialize them, so the second continues the first's alert instead of opening another."""
-    # These rows are committed: keep a session worker, if one runs, from evaluating them too.
+    # These rows are committed: keep a session worker, if one runs, from storing (and with that evaluating)
+    # or evaluating them too.
+    monkeypatch.setattr("apps.ingest.services.enqueue_batch", lambda *, batch_id: True)
     monkeypatch.setattr("apps.ingest.pipeline.enqueue_evaluation", lambda *, batch_id: None)
     Threshold.objects.filter(pk=world.thresholds["temperature"].pk).update(min_duration_s=0)
     batches = [store(readings(TEMP, (0, 45), (5, 46))), store(readings(TEMP, (10, 47), (15, 48)))]
@@ -327,6 +329,7 @@ def test_concurrent_evaluation_of_the_same_sensor_opens_one_alert(world, monkeyp
 def test_an_evaluation_that_waited_for_the_locks_sees_the_alert_the_other_opened(world, monkeypatch):
     """Forces the interleaving: both evaluations queue on the sensor's (existing) state rows; whichever goes
     second must find the alert the first committed while it waited, not open a duplicate."""
+    monkeypatch.setattr("apps.ingest.services.enqueue_batch", lambda *, batch_id: True)
     monkeypatch.setattr("apps.ingest.pipeline.enqueue_evaluation", lambda *, batch_id: None)
     Threshold.objects.filter(pk=world.thresholds["temperature"].pk).update(min_duration_s=0)
     evaluate(readings(TEMP, (0, 20)))  # the state rows exist from here on

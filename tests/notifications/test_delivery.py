@@ -173,7 +173,9 @@ def test_a_notification_claimed_by_a_live_worker_is_left_alone_and_taken_over_wh
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_delivering_the_same_notification_at_once_send_it_once(world, receiver, monkeypatch):
-    # These rows are committed: keep a session worker, if one runs, from evaluating or delivering them too.
+    # These rows are committed: keep a session worker, if one runs, from storing, evaluating or delivering them
+    # too.
+    monkeypatch.setattr("apps.ingest.services.enqueue_batch", lambda *, batch_id: True)
     monkeypatch.setattr("apps.ingest.pipeline.enqueue_evaluation", lambda *, batch_id: None)
     monkeypatch.setattr("apps.notifications.services.queueing.enqueue_delivery", lambda **kwargs: None)
     Threshold.objects.filter(pk=world.thresholds["temperature"].pk).update(min_duration_s=0)

@@ -1,5 +1,6 @@
 """Tasks of the alerts side; see workers/celery.py for how modules are registered. All run on the `alerts`
-queue (routes `alerts.*` and `notifications.*`)."""
+queue (routes `alerts.*` and `notifications.*`). A batch's evaluation normally runs in its ingest task
+(workers/tasks/ingest.py, through evaluate_and_fan_out); evaluate_batch is for the others."""
 
 from django.conf import settings
 
@@ -26,6 +27,12 @@ from workers.celery import app
 
 @app.task(base=TelemetryTask, name=EVALUATE_BATCH_TASK)
 def evaluate_batch(batch_id: str) -> dict | None:
+    """Evaluate a stored batch queued on its own: by the requeue beat, a replay, an ingest task whose own
+    evaluation failed, or every batch when INGEST_EVALUATE_INLINE is off."""
+    return evaluate_and_fan_out(batch_id)
+
+
+def evaluate_and_fan_out(batch_id: str) -> dict | None:
     """Evaluate a stored batch, then fan its alert events out at once (no second hop before delivery). If
     this process dies between the two, the requeue beat fans the events out."""
     result = batch_evaluate(batch_id=batch_id)

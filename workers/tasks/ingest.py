@@ -1,6 +1,7 @@
 import logging
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
@@ -14,10 +15,13 @@ from apps.core.tasks import (
 )
 from apps.ingest.idempotency import idempotency_keys_purge
 from apps.ingest.partitions import partitions_compact, partitions_ensure_ahead
-from apps.ingest.pipeline import batch_mark_failed, batch_process
+from apps.ingest.pipeline import batch_mark_failed, batch_process, enqueue_evaluation
 from apps.ingest.services import batch_purge_finished, batch_requeue_stale
-from workers.base import TelemetryTask
+from workers.base import TelemetryTask, drop_interrupted_connections
 from workers.celery import app
+from workers.tasks.alerts import evaluate_and_fan_out
+
+logger = logging.getLogger(__name__)
 
 
 class IngestTask(TelemetryTask):
@@ -29,11 +33,36 @@ class IngestTask(TelemetryTask):
 
 @app.task(base=IngestTask, name=PROCESS_BATCH_TASK)
 def process_batch(batch_id: str) -> dict | None:
-    """Store one ingest batch; a done or deleted batch is a no-op."""
-    outcome = batch_process(batch_id=batch_id)
-    if outcome is None:
+    """Store one ingest batch (its own transaction), then evaluate it here, in the same process, unless
+    INGEST_EVALUATE_INLINE is off (then the store step queues alerts.evaluate_batch). A done or deleted batch
+    is a no-op; so is its evaluation once done, and a redelivered message whose batch was stored but not
+    evaluated (the process died in between) evaluates it."""
+    inline = settings.INGEST_EVALUATE_INLINE
+    outcome = batch_process(batch_id=batch_id, queue_evaluation=not inline)
+    # A batch that stored nothing was stamped evaluated by the store step.
+    evaluation = _evaluate_stored(batch_id) if inline and (outcome is None or outcome.stored) else None
+    if outcome is None and evaluation is None:
         return None
-    return {"stored": outcome.stored, "duplicates": outcome.duplicates, "rejected": outcome.rejected}
+    result = {"evaluation": evaluation}
+    if outcome is not None:
+        result.update(stored=outcome.stored, duplicates=outcome.duplicates, rejected=outcome.rejected)
+    return result
+
+
+def _evaluate_stored(batch_id: str) -> dict | None:
+    """Evaluate a batch whose readings are committed. Should that fail, for whatever reason, the batch is
+    handed to alerts.evaluate_batch on the `alerts` queue, which retries and dead-letters it as it does any
+    evaluation: a retry of this ingest task would find nothing to store, and a dead letter of it would name
+    the wrong step (and be replayed as one)."""
+    try:
+        return evaluate_and_fan_out(batch_id)
+    except Exception as exc:
+        if isinstance(exc, SoftTimeLimitExceeded):
+            drop_interrupted_connections()
+        logger.warning("ingest batch %s: evaluation failed (%s: %s); queued to alerts.evaluate_batch",
+                       batch_id, type(exc).__name__, exc)  # fmt: skip
+        enqueue_evaluation(batch_id=batch_id)
+        return None
 
 
 @app.task(base=TelemetryTask, name=REQUEUE_STALE_BATCHES_TASK)
@@ -61,8 +90,6 @@ def compact_reading_partitions() -> list[str]:
     """Beat (hourly): rebuild packed the primary keys of the day partitions that are over; returns their names."""
     return partitions_compact()
 
-
-logger = logging.getLogger(__name__)
 
 # Rollups learn what changed from done batches that finished after their watermark: keep those a while longer.
 ROLLUP_MARGIN = timedelta(hours=1)
