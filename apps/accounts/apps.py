@@ -11,5 +11,5 @@ class AccountsConfig(AppConfig):
 
         from apps.accounts.group_permissions import sync_role_permissions
 
-        # After every app's migrate, since permissions are created per app at that point.
+        # Permissions are created per app on post_migrate; the receiver acts on the last app's signal.
         post_migrate.connect(sync_role_permissions, dispatch_uid="accounts-sync-role-permissions")

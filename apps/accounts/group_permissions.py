@@ -15,6 +15,7 @@ dead-letter and batch replays and django-celery-beat's task actions are the admi
 
 from __future__ import annotations
 
+from django.apps import AppConfig, apps
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
@@ -33,6 +34,11 @@ OPERATOR_MANAGES = {
 }
 
 
+def _last_app_with_models() -> AppConfig:
+    # The order emit_post_migrate_signal sends in.
+    return [config for config in apps.get_app_configs() if config.models_module is not None][-1]
+
+
 def _operator_filter() -> Q:
     query = Q(pk__in=[])
     for app_label, models in OPERATOR_MANAGES.items():
@@ -42,8 +48,12 @@ def _operator_filter() -> Q:
     return query
 
 
-def sync_role_permissions(**kwargs) -> None:
-    """post_migrate receiver: (re)set the permissions of the role groups."""
+def sync_role_permissions(app_config: AppConfig | None = None, **kwargs) -> None:
+    """post_migrate receiver: (re)set the permissions of the role groups. Django sends post_migrate once per
+    app, and creates each app's permissions on its own signal, so the groups are set once, on the last app's
+    (called directly, it always runs)."""
+    if app_config is not None and app_config is not _last_app_with_models():
+        return
     in_product = Permission.objects.filter(content_type__app_label__in=PRODUCT_APPS)
     view = in_product.filter(codename__startswith="view_")
     manage = in_product.filter(_operator_filter())
