@@ -28,10 +28,13 @@ SELECT s.sensor_id FROM unnest(%s::bigint[]) AS wanted(id) JOIN {_TABLE} s ON s.
  ORDER BY s.sensor_id FOR UPDATE OF s
 """
 
+# The states travel as one bytea, cut per row in SQL: a bytea[] parameter is quoted element by element in
+# Python by the driver, which cost a third of the anomaly pass; one bytea is quoted once, in C.
 _SAVE = f"""
 INSERT INTO {_TABLE} (sensor_id, version, state, last_ts, updated_at)
-SELECT u.sensor_id, %s, u.state, to_timestamp(u.last_ts), now()
-  FROM unnest(%s::bigint[], %s::bytea[], %s::float8[]) AS u(sensor_id, state, last_ts)
+SELECT u.sensor_id, %s, substring(%s::bytea FROM (u.n::int - 1) * {STATE_SIZE * 8} + 1 FOR {STATE_SIZE * 8}),
+       to_timestamp(u.last_ts), now()
+  FROM unnest(%s::bigint[], %s::float8[]) WITH ORDINALITY AS u(sensor_id, last_ts, n)
  ORDER BY u.sensor_id
     ON CONFLICT (sensor_id) DO UPDATE
    SET version = EXCLUDED.version, state = EXCLUDED.state, last_ts = EXCLUDED.last_ts, updated_at = now()
@@ -63,7 +66,6 @@ def states_save(sensor_ids: list[int], states: np.ndarray) -> None:
     if not sensor_ids:
         return
     states = np.ascontiguousarray(states, dtype="<f8")
-    blobs = [row.tobytes() for row in states]
     last_ts = [None if math.isnan(value) else float(value) for value in states[:, LAST_TS]]
     with connection.cursor() as cursor:
-        cursor.execute(_SAVE, [STATE_VERSION, list(sensor_ids), blobs, last_ts])
+        cursor.execute(_SAVE, [STATE_VERSION, states.tobytes(), list(sensor_ids), last_ts])
