@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import bench_environment, create_database  # noqa: E402
+from bench.harness import add_database_arguments, bench_environment, create_database  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,12 +42,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=7, help="runs of each timed query (the median is reported)")
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--batches", type=int, default=5, help="batches timed for the refresh")
-    parser.add_argument("--database", default="telemetry_bench_aggregates")
-    parser.add_argument(
-        "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
-    )
     # Batches are queued on commit like any other; no worker consumes them here, the benchmark stores them.
-    parser.add_argument("--redis-url", default="redis://localhost:6379/13")
+    add_database_arguments(parser, database="telemetry_bench_aggregates", redis_db=13)
     return parser.parse_args()
 
 

@@ -35,7 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Stack, bench_environment, create_database  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Stack,
+    add_database_arguments,
+    bench_environment,
+    create_database,
+    dc_voltage_type,
+    run_tables_empty,
+)
 
 PROBE_PREFIX = "probe-"
 
@@ -54,11 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--alerts-worker", type=int, default=0, help="processes of an extra worker on the alerts queue only (0: none)"
     )
-    parser.add_argument("--database", default="telemetry_bench_alerts")
-    parser.add_argument(
-        "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
-    )
-    parser.add_argument("--redis-url", default="redis://localhost:6379/13")
+    add_database_arguments(parser, database="telemetry_bench_alerts", redis_db=13)
     parser.add_argument("--port", type=int, default=8766)
     return parser.parse_args()
 
@@ -79,24 +82,16 @@ def prepare_world(args: argparse.Namespace, probes: int, webhook_url: str) -> tu
     import django
 
     django.setup()
-    from django.db import connection
 
     from apps.accounts.roles import Role
     from apps.accounts.services import user_set_role
-    from apps.devices.models import Sensor, SensorType
+    from apps.devices.models import Sensor
     from apps.devices.services import device_create
     from apps.notifications.models import Subscription
     from apps.thresholds.models import Threshold
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE ingest_reading, ingest_latestreading, ingest_datagramseq, ingest_ingestbatch,"
-            " alerts_thresholdstate, alerts_alertevent, alerts_alert, notifications_notification,"
-            " notifications_subscription CASCADE"
-        )
-    sensor_type, _ = SensorType.objects.get_or_create(
-        code="voltage_dc", defaults={"name": "DC voltage", "unit": "V", "plausible_min": 0, "plausible_max": 1500}
-    )
+    run_tables_empty("alerts_alertevent", "notifications_notification", "notifications_subscription")
+    sensor_type = dc_voltage_type()
     Threshold.objects.update_or_create(
         sensor_type=sensor_type,
         name="default",

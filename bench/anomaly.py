@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from apps.anomaly import detectors  # noqa: E402  (pure numpy: needs no Django set-up)
-from bench.harness import Stack, bench_environment, create_database  # noqa: E402
+from bench.harness import Stack, add_database_arguments, bench_environment, create_database  # noqa: E402
 
 NAB_DIR = ROOT / "bench" / "data" / "nab"
 STEP_S = 300.0  # the generated series are sampled every five minutes, like most NAB series
@@ -528,11 +528,7 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=50)
     online_group = parser.add_argument_group("online")
-    online_group.add_argument("--database", default="telemetry_bench_anomaly")
-    online_group.add_argument(
-        "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
-    )
-    online_group.add_argument("--redis-url", default="redis://localhost:6379/11")
+    add_database_arguments(online_group, database="telemetry_bench_anomaly", redis_db=11)
     online_group.add_argument("--port", type=int, default=8767)
     online_group.add_argument("--web-workers", type=int, default=1, help="gunicorn worker processes")
     online_group.add_argument("--worker-concurrency", type=int, default=2, help="processes of the Celery worker")

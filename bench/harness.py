@@ -3,6 +3,7 @@ stopped around a run."""
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import os
 import secrets
@@ -13,6 +14,41 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def add_database_arguments(parser: argparse._ActionsContainer, *, database: str, redis_db: int) -> None:
+    """--database, --db-url-base and --redis-url: where a benchmark keeps its own database and Redis database
+    (each benchmark has its defaults, so that two of them never share a queue)."""
+    parser.add_argument("--database", default=database)
+    parser.add_argument(
+        "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
+    )
+    parser.add_argument("--redis-url", default=f"redis://localhost:6379/{redis_db}")
+
+
+# What a run writes; emptied before a run so every run starts equal (CASCADE takes the tables that refer to them).
+RUN_TABLES = (
+    "ingest_reading", "ingest_latestreading", "ingest_datagramseq", "ingest_ingestbatch", "alerts_alert",
+    "alerts_thresholdstate", "anomaly_anomalystate",
+)  # fmt: skip
+
+
+def run_tables_empty(*also: str) -> None:
+    """Empty RUN_TABLES and `also` (Django set up)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(RUN_TABLES + also)} CASCADE")
+
+
+def dc_voltage_type():
+    """The benchmarks' sensor type, DC voltage with a plausible range (Django set up)."""
+    from apps.devices.models import SensorType
+
+    sensor_type, _ = SensorType.objects.get_or_create(
+        code="voltage_dc", defaults={"name": "DC voltage", "unit": "V", "plausible_min": 0, "plausible_max": 1500}
+    )
+    return sensor_type
 
 
 def bench_environment(*, db_url_base: str, database: str, redis_url: str, **overrides: str) -> dict[str, str]:

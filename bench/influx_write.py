@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import sys
 import time
 from collections import deque
@@ -33,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import create_database  # noqa: E402
+from bench.harness import add_database_arguments, bench_environment, create_database, run_tables_empty  # noqa: E402
 
 ROUNDS = 15
 
@@ -43,11 +42,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--lines", type=int, default=1_000, help="lines per request (Telegraf's metric_batch_size)")
     parser.add_argument("--devices", type=int, default=200)
-    parser.add_argument("--database", default="telemetry_bench_influx")
-    parser.add_argument(
-        "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
-    )
-    parser.add_argument("--redis-url", default="redis://localhost:6379/14")
+    add_database_arguments(parser, database="telemetry_bench_influx", redis_db=14)
     parser.add_argument(
         "--parser-only", action="store_true", help="measure the parser and the mapping only (no database, no Django)"
     )
@@ -55,20 +50,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def setup_environment(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"{args.db_url_base}/{args.database}",
-        REDIS_URL=args.redis_url,
-        SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only-secret-key"),
-        DEBUG="false",
-        DJANGO_SETTINGS_MODULE="telemetry_project.settings",
-        LOG_LEVEL="WARNING",
+    return bench_environment(
+        db_url_base=args.db_url_base,
+        database=args.database,
+        redis_url=args.redis_url,
         THROTTLE_INGEST_READINGS_RATE="off",
         THROTTLE_TOKEN_RATE="off",
-        PYTHONPATH=str(ROOT),
     )
-    os.environ.update(env)
-    return env
 
 
 def sample_lines(count: int, base_s: int) -> dict[str, tuple[str, int]]:
@@ -153,18 +141,13 @@ def prepare_world(args: argparse.Namespace) -> str:
     import django
 
     django.setup()
-    from django.db import connection
 
     from apps.accounts.roles import Role
     from apps.accounts.services import user_set_role
     from apps.devices.models import Device, Sensor, SensorType
     from apps.devices.services import device_create
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE ingest_reading, ingest_latestreading, ingest_datagramseq, ingest_ingestbatch, alerts_alert,"
-            " alerts_thresholdstate CASCADE"
-        )
+    run_tables_empty()
     types = []
     for code, low, high in (("voltage_dc", 0, 1500), ("current_dc", -500, 500), ("temperature", -50, 150)):
         sensor_type, _ = SensorType.objects.get_or_create(

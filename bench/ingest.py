@@ -33,7 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Stack, bench_environment, create_database  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Stack,
+    add_database_arguments,
+    bench_environment,
+    create_database,
+    dc_voltage_type,
+    run_tables_empty,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,16 +51,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sensors", type=int, default=2_000)
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery worker processes")
-    parser.add_argument("--database", default="telemetry_bench")
-    parser.add_argument(
-        "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
-    )
+    add_database_arguments(parser, database="telemetry_bench", redis_db=14)
     parser.add_argument(
         "--anomaly",
         action="store_true",
         help="run the end-to-end part twice, without and then with an anomaly rule on every sensor, and compare",
     )
-    parser.add_argument("--redis-url", default="redis://localhost:6379/14")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--timeout", type=float, default=400, help="seconds to wait for all batches")
     parser.add_argument(
@@ -80,22 +83,15 @@ def prepare_world(args: argparse.Namespace) -> tuple[list[tuple[int, str]], str]
     import django
 
     django.setup()
-    from django.db import connection
 
     from apps.accounts.roles import Role
     from apps.accounts.services import user_set_role
-    from apps.devices.models import Device, Sensor, SensorType
+    from apps.devices.models import Device, Sensor
     from apps.devices.services import device_create
     from apps.thresholds.models import Threshold
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE ingest_reading, ingest_latestreading, ingest_datagramseq, ingest_ingestbatch, alerts_alert,"
-            " alerts_thresholdstate, anomaly_anomalystate CASCADE"
-        )
-    sensor_type, _ = SensorType.objects.get_or_create(
-        code="voltage_dc", defaults={"name": "DC voltage", "unit": "V", "plausible_min": 0, "plausible_max": 1500}
-    )
+    run_tables_empty()
+    sensor_type = dc_voltage_type()
     Threshold.objects.update_or_create(
         sensor_type=sensor_type, name="default", defaults={"warning_high": 790, "critical_high": 798, "hysteresis": 2}
     )
@@ -357,13 +353,8 @@ def main() -> None:
 
 def reset_tables() -> None:
     """Empty what a run wrote, so the second run of --anomaly stores the same rows afresh."""
-    from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE ingest_reading, ingest_latestreading, ingest_datagramseq, ingest_ingestbatch, alerts_alert,"
-            " alerts_thresholdstate, anomaly_anomalystate CASCADE"
-        )
+    run_tables_empty()
     from apps.devices.models import Device
 
     Device.objects.filter(device_id__startswith="bench-").update(last_seq=None, seq_gaps=0, connection_status="unknown")

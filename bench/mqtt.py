@@ -26,7 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Stack, bench_environment, create_database  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Stack,
+    add_database_arguments,
+    bench_environment,
+    create_database,
+    dc_voltage_type,
+    run_tables_empty,
+)
 
 ADMIN, BACKEND = "bench-admin", "bench-backend"
 
@@ -38,11 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bridges", type=int, default=2)
     parser.add_argument("--publishers", type=int, default=4, help="publishing processes")
     parser.add_argument("--worker-concurrency", type=int, default=2)
-    parser.add_argument("--database", default="telemetry_bench_mqtt")
-    parser.add_argument(
-        "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
-    )
-    parser.add_argument("--redis-url", default="redis://localhost:6379/13")
+    add_database_arguments(parser, database="telemetry_bench_mqtt", redis_db=13)
     parser.add_argument("--timeout", type=float, default=600)
     return parser.parse_args()
 
@@ -71,21 +74,14 @@ def prepare_devices(count: int) -> list[tuple[str, str]]:
     import django
 
     django.setup()
-    from django.db import connection
 
     from apps.devices.keys import hash_ingest_key
-    from apps.devices.models import Device, Sensor, SensorType
+    from apps.devices.models import Device, Sensor
     from apps.devices.services import device_create, device_rotate_key
     from apps.thresholds.models import Threshold
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE ingest_reading, ingest_latestreading, ingest_datagramseq, ingest_ingestbatch, alerts_alert,"
-            " alerts_thresholdstate CASCADE"
-        )
-    sensor_type, _ = SensorType.objects.get_or_create(
-        code="voltage_dc", defaults={"name": "DC voltage", "unit": "V", "plausible_min": 0, "plausible_max": 1500}
-    )
+    run_tables_empty()
+    sensor_type = dc_voltage_type()
     Threshold.objects.update_or_create(
         sensor_type=sensor_type, name="default", defaults={"warning_high": 790, "critical_high": 798, "hysteresis": 2}
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import bench_environment, create_database  # noqa: E402
+from bench.harness import add_database_arguments, bench_environment, create_database  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,11 +31,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=2_000)
     parser.add_argument("--metrics", type=int, default=10, help="metrics per DDATA (at most 10 are mapped)")
     parser.add_argument("--batch", type=int, default=500, help="readings per ingest batch (MQTT_BATCH_MAX_READINGS)")
-    parser.add_argument("--database", default="telemetry_bench_sparkplug")
-    parser.add_argument(
-        "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
-    )
-    parser.add_argument("--redis-url", default="redis://localhost:6379/14")
+    add_database_arguments(parser, database="telemetry_bench_sparkplug", redis_db=14)
     return parser.parse_args()
 
 

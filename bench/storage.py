@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import bench_environment, create_database  # noqa: E402
+from bench.harness import add_database_arguments, bench_environment, create_database  # noqa: E402
 
 DAY = timedelta(days=1)
 # Item 3's candidates: (name, columns, primary key fillfactor or None for no key, BRIN pages_per_range).
@@ -65,12 +65,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs into each table (the median counts)")
     parser.add_argument("--layout-rows", type=int, default=2_000_000, help="readings per layout (0: skip)")
     parser.add_argument("--partition-days", type=int, default=1, choices=[1, 7], help="days per partition")
-    parser.add_argument("--database", default="telemetry_bench_storage")
-    parser.add_argument(
-        "--db-url-base", default=os.environ.get("BENCH_DB_URL_BASE", "postgres://postgres@localhost:5432")
-    )
     # Stored batches are queued for evaluation on commit; nothing consumes them here.
-    parser.add_argument("--redis-url", default="redis://localhost:6379/12")
+    add_database_arguments(parser, database="telemetry_bench_storage", redis_db=12)
     args = parser.parse_args()
     args.days = args.readings * args.interval_s / args.sensors / 86_400
     if args.days < args.purge_days + 1:
