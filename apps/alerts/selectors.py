@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from apps.alerts.models import Alert
-from apps.alerts.sql import binary_cursor
+from apps.core.sql import binary_cursor
 from apps.ingest.models import Reading
 
 # Each sensor's readings after the point its evaluation has reached, up to the batch's newest: one short range

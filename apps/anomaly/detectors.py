@@ -124,7 +124,18 @@ def params_matrix(settings: list[Settings]) -> np.ndarray:
     """One parameter row per sensor, in the order of the state rows."""
     if not settings:
         return np.empty((0, PARAM_SIZE))
-    return np.vstack([s.vector() for s in settings])
+    # Sensors without an override share their type's Settings object: one vector per distinct object (all
+    # are alive during the call, so their ids are distinct), then repeated by index.
+    slot: dict[int, int] = {}
+    vectors: list[np.ndarray] = []
+    index = np.empty(len(settings), dtype=np.intp)
+    for position, entry in enumerate(settings):
+        row = slot.get(id(entry))
+        if row is None:
+            row = slot[id(entry)] = len(vectors)
+            vectors.append(entry.vector())
+        index[position] = row
+    return np.vstack(vectors)[index]
 
 
 def new_states(count: int) -> np.ndarray:

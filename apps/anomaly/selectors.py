@@ -13,6 +13,7 @@ from django.db import connection
 from apps.anomaly.detectors import FIRST_TS, LAST_TS, N, Settings, expected_band, warmed_up
 from apps.anomaly.models import PARAMETER_FIELDS, AnomalyRule, AnomalyState
 from apps.anomaly.states import decode_state
+from apps.core.sql import binary_cursor
 from apps.devices.models import Sensor
 
 _DEFAULTS = {field.name: field.default for field in fields(Settings)}
@@ -69,7 +70,7 @@ def effective_anomaly_rules(sensors: list[tuple[int, int]]) -> dict[int, Effecti
             "id", "sensor_type_id", "enabled", *PARAMETER_FIELDS
         )
     }
-    with connection.cursor() as cursor:
+    with binary_cursor() as cursor:
         cursor.execute(_OVERRIDES, [sorted({sensor_id for sensor_id, _ in sensors})])
         columns = [column.name for column in cursor.description]
         overrides = {row[1]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}

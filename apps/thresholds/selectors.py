@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
-
+from apps.core.sql import binary_cursor
 from apps.thresholds.models import BAND_FIELDS, SensorThresholdMapping, Threshold
 from apps.thresholds.severity import severity_of
 
@@ -57,7 +56,7 @@ def effective_thresholds(sensors: list[tuple[int, int]]) -> dict[int, list[Effec
         thresholds_by_type.setdefault(row["sensor_type_id"], []).append(row)
     if not thresholds_by_type:
         return {}
-    with connection.cursor() as cursor:
+    with binary_cursor() as cursor:
         cursor.execute(_MAPPINGS, [sensor_ids])
         columns = [column.name for column in cursor.description]
         mappings = {(row[0], row[1]): dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-from django.db import connection
 from django.db.models.expressions import RawSQL
 
 from apps.alerts.evaluation import Outcome, SensorRow
@@ -23,6 +22,7 @@ from apps.alerts.models import Alert, Severity
 from apps.anomaly.detectors import OPENED, RESOLVED, detect, params_matrix
 from apps.anomaly.selectors import any_rule_enabled, effective_anomaly_rules
 from apps.anomaly.states import states_load, states_save
+from apps.core.sql import binary_cursor
 from apps.ingest.models import IngestBatch, Reading
 
 _BATCH_READINGS = f"""
@@ -44,7 +44,7 @@ def batch_anomalies_evaluate(sensors: dict[int, SensorRow], *, batch: IngestBatc
     columns (one query) through anomalies_evaluate."""
     if not any_rule_enabled() or batch.stored_ts_min is None:
         return AnomalyPass()
-    with connection.cursor() as cursor:
+    with binary_cursor() as cursor:
         cursor.execute(_BATCH_READINGS, [sorted(sensors), batch.stored_ts_min, batch.stored_ts_max])
         rows = cursor.fetchall()
     if not rows:

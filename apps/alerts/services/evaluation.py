@@ -19,7 +19,7 @@ from apps.alerts.evaluation import Outcome, SensorRow
 from apps.alerts.models import Alert, AlertEvent
 from apps.alerts.services.anomalies import batch_anomalies_evaluate
 from apps.alerts.services.thresholds import thresholds_evaluate
-from apps.alerts.sql import binary_cursor
+from apps.core.sql import binary_cursor
 from apps.core.tasks import EVALUATE_BATCH_TASK
 from apps.deadletters.models import DeadLetter
 from apps.ingest.models import IngestBatch

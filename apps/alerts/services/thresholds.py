@@ -14,7 +14,7 @@ from django.conf import settings
 from apps.alerts.evaluation import Outcome, PairState, SensorRow, walk
 from apps.alerts.models import NORMAL, Alert, ThresholdState
 from apps.alerts.selectors import readings_after
-from apps.alerts.sql import BinaryCursor, binary_cursor
+from apps.core.sql import BinaryCursor, binary_cursor
 from apps.ingest.models import IngestBatch
 from apps.thresholds.selectors import EffectiveThreshold, effective_thresholds
 

@@ -1,4 +1,6 @@
-"""Raw SQL for the evaluation's set-wise statements."""
+"""Raw SQL on the connection Django is using, with parameters bound server-side and in binary: for the set-wise
+statements of hot paths (evaluation, anomaly states) whose array and bytea parameters Django would quote into
+the SQL text."""
 
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ class BinaryCursor:
         finally:
             if connection.queries_logged:
                 connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+
+    @property
+    def description(self):
+        return self.cursor.description
 
     def fetchall(self, row: type | None = None) -> list:
         """The rows as tuples, or as `row` (a NamedTuple or dataclass) built from the columns by name, so a
