@@ -9,8 +9,11 @@ class AnomalyConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.anomaly.models import AnomalyRule
-        from apps.anomaly.selectors import forget_any_rule_enabled
+        from apps.anomaly.selectors import RULES_CACHE, forget_any_rule_enabled
 
         # Evaluation skips the anomaly pass on a cached "no rule enabled"; any change of a rule forgets it.
         post_save.connect(forget_any_rule_enabled, sender=AnomalyRule, dispatch_uid="anomaly-rule-saved")
         post_delete.connect(forget_any_rule_enabled, sender=AnomalyRule, dispatch_uid="anomaly-rule-deleted")
+        # Evaluation caches the sensors' effective rules per process; any change of a rule drops them all.
+        post_save.connect(RULES_CACHE.changed, sender=AnomalyRule, dispatch_uid="anomaly-rules-cache-saved")
+        post_delete.connect(RULES_CACHE.changed, sender=AnomalyRule, dispatch_uid="anomaly-rules-cache-deleted")

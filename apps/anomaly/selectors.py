@@ -13,6 +13,7 @@ from django.db import connection
 from apps.anomaly.detectors import FIRST_TS, LAST_TS, N, Settings, expected_band, warmed_up
 from apps.anomaly.models import PARAMETER_FIELDS, AnomalyRule, AnomalyState
 from apps.anomaly.states import decode_state
+from apps.core.generation_cache import GenerationCache
 from apps.core.sql import binary_cursor
 from apps.devices.models import Sensor
 
@@ -57,12 +58,28 @@ def _enabled(type_rule: dict | None, override: dict | None) -> bool:
     return override["enabled"] if override is not None else bool(type_rule and type_rule["enabled"])
 
 
+# Effective rules by (sensor id, sensor type id), None for a sensor without an enabled rule: every batch asks for
+# those of all its sensors. Saving or deleting a rule bumps the generation (apps/anomaly/apps.py); a sensor that
+# changes type is another key.
+RULES_CACHE = GenerationCache("anomaly:rules-generation", ttl_s=30)
+
+
 def effective_anomaly_rules(sensors: list[tuple[int, int]]) -> dict[int, EffectiveRule]:
-    """The enabled effective rule of each of these (sensor_id, sensor_type_id) pairs, by sensor id, in two
-    queries whatever the number of sensors. Sensors without a rule, or switched off, are left out. Sensors
-    without an override share their type's Settings object."""
+    """The enabled effective rule of each of these (sensor_id, sensor_type_id) pairs, by sensor id: from this
+    process's cache, the sensors it does not hold in two queries whatever their number. Sensors without a rule,
+    or switched off, are left out."""
     if not sensors:
         return {}
+    found, missing = RULES_CACHE.lookup(sensors)
+    if missing:
+        loaded = _effective_rules_load(missing)
+        RULES_CACHE.store(loaded)
+        found.update(loaded)
+    return {sensor_id: rule for (sensor_id, _), rule in found.items() if rule is not None}
+
+
+def _effective_rules_load(sensors: list[tuple[int, int]]) -> dict[tuple[int, int], EffectiveRule | None]:
+    """Two queries. Sensors without an override share their type's Settings object."""
     type_ids = sorted({type_id for _, type_id in sensors})
     type_rules = {
         row["sensor_type_id"]: row
@@ -75,10 +92,11 @@ def effective_anomaly_rules(sensors: list[tuple[int, int]]) -> dict[int, Effecti
         columns = [column.name for column in cursor.description]
         overrides = {row[1]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
     shared: dict[int, Settings] = {}
-    result: dict[int, EffectiveRule] = {}
+    result: dict[tuple[int, int], EffectiveRule | None] = {}
     for sensor_id, type_id in sensors:
         type_rule, override = type_rules.get(type_id), overrides.get(sensor_id)
         if not _enabled(type_rule, override):
+            result[(sensor_id, type_id)] = None
             continue
         if override is None:
             if type_id not in shared:
@@ -86,7 +104,7 @@ def effective_anomaly_rules(sensors: list[tuple[int, int]]) -> dict[int, Effecti
             settings = shared[type_id]
         else:
             settings = Settings(**merge_parameters(type_rule, override))
-        result[sensor_id] = EffectiveRule(
+        result[(sensor_id, type_id)] = EffectiveRule(
             sensor_id=sensor_id,
             type_rule_id=type_rule["id"] if type_rule else None,
             override_id=override["id"] if override else None,

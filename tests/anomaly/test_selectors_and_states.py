@@ -70,6 +70,35 @@ def test_effective_rules_cost_two_queries_whatever_the_number_of_sensors(world, 
     assert len(result) == len(world.sensors)
 
 
+def test_effective_rules_are_cached_until_a_rule_changes(world, django_assert_num_queries):
+    rule = AnomalyRule.objects.create(sensor_type=world.sensor_types["temperature"], sensitivity="low")
+    asked = pairs(world, "env-001/temperature", "env-001/humidity")
+    effective_anomaly_rules(asked)
+
+    with django_assert_num_queries(0):
+        cached = effective_anomaly_rules(asked)
+    assert set(cached) == {world.sensors["env-001/temperature"].pk}  # the humidity sensor's "no rule" is cached too
+
+    rule.sensitivity = "high"
+    rule.save()  # the save signal bumps the generation: every process drops its rules
+    with django_assert_num_queries(2):
+        changed = effective_anomaly_rules(asked)
+    assert changed[world.sensors["env-001/temperature"].pk].settings == d.Settings(sensitivity="high")
+
+    AnomalyRule.objects.create(sensor_type=world.sensor_types["humidity"])
+    assert set(effective_anomaly_rules(asked)) == {sensor_id for sensor_id, _ in asked}
+
+
+def test_a_sensor_that_changes_type_gets_the_rule_of_its_new_type(world):
+    AnomalyRule.objects.create(sensor_type=world.sensor_types["temperature"])
+    sensor = world.sensors["env-001/humidity"]
+    assert effective_anomaly_rules([(sensor.pk, sensor.sensor_type_id)]) == {}
+
+    found = effective_anomaly_rules([(sensor.pk, world.sensor_types["temperature"].pk)])
+
+    assert set(found) == {sensor.pk}
+
+
 # --- states --------------------------------------------------------------------------------------------------
 
 
