@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.alerts.models import Alert, AlertEvent
 from apps.alerts.services import batch_evaluate
-from apps.anomaly.models import AnomalyRule
+from apps.anomaly.models import AnomalyRule, AnomalyState
 from apps.notifications.messages import render_event
 from apps.notifications.models import Notification
 from tests.alerts.helpers import T0, evaluate, make_subscription, readings, store
@@ -115,3 +115,32 @@ def test_the_alerts_api_filters_anomaly_alerts_and_shows_their_band(rule, viewer
     assert item["kind"] == "anomaly" and item["expected_low"] < 22.0 < item["expected_high"]
     assert item["score"] >= 1.0 and item["peak_score"] >= item["score"]
     assert viewer_api.get("/api/v1/alerts/", {"kind": "threshold"}).json()["results"] == []
+
+
+def test_the_alerts_are_looked_up_only_for_sensors_whose_episode_was_open_or_opens(rule):
+    evaluate(readings(TEMP, *calm(0, 40)))
+    batch = store(readings(TEMP, *calm(40, 3)))
+    with CaptureQueriesContext(connection) as queries:
+        batch_evaluate(batch_id=str(batch.pk))
+    assert not [q for q in queries.captured_queries if "alerts_alert" in q["sql"] and "'anomaly'" in q["sql"]]
+
+    evaluate(readings(TEMP, *[(60.0 * i, 28.0) for i in range(43, 47)]))
+    batch = store(readings(TEMP, (60.0 * 47, 28.0)))
+    with CaptureQueriesContext(connection) as queries:
+        batch_evaluate(batch_id=str(batch.pk))
+    assert [q for q in queries.captured_queries if "alerts_alert" in q["sql"] and "'anomaly'" in q["sql"]]
+    [alert] = anomaly_alerts()
+    assert alert.value == 28.0 and alert.value_at == T0.replace(minute=47)
+
+
+def test_an_episode_opening_over_a_state_started_afresh_carries_on_the_alert_left_open(rule):
+    evaluate(readings(TEMP, *calm(0, 40)))
+    evaluate(readings(TEMP, *[(60.0 * i, 28.0) for i in range(40, 44)]))
+    [alert] = anomaly_alerts()
+    AnomalyState.objects.all().delete()  # as a new state layout would: everything learned again from scratch
+
+    evaluate(readings(TEMP, *calm(44, 40)))
+    evaluate(readings(TEMP, *[(60.0 * i, 35.0) for i in range(84, 88)]))
+
+    [carried_on] = anomaly_alerts()
+    assert carried_on.pk == alert.pk and carried_on.state == Alert.State.OPEN and carried_on.value == 35.0

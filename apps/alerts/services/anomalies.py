@@ -19,7 +19,7 @@ from django.db.models.expressions import RawSQL
 
 from apps.alerts.evaluation import Outcome, SensorRow
 from apps.alerts.models import Alert, Severity
-from apps.anomaly.detectors import OPENED, RESOLVED, detect, params_matrix
+from apps.anomaly.detectors import OPEN, OPENED, RESOLVED, detect, params_matrix
 from apps.anomaly.selectors import any_rule_enabled, effective_anomaly_rules
 from apps.anomaly.states import states_load, states_save
 from apps.core.sql import binary_cursor
@@ -73,7 +73,8 @@ def anomalies_evaluate(
 
     1. The effective rules of the sensors (two queries); sensors without one are left out.
     2. Their states locked and loaded (one query), detect() over the readings, states saved (one statement).
-    3. Their unresolved anomaly alerts locked (one query); each reading's event opens, updates or resolves one.
+    3. The unresolved anomaly alerts of the sensors whose episode was open or opens locked (one query, none
+       when there are none); each reading's event opens, updates or resolves one.
     """
     result = AnomalyPass()
     rules = effective_anomaly_rules([(s.sensor_id, s.sensor_type_id) for s in sensors.values()])
@@ -87,20 +88,29 @@ def anomalies_evaluate(
     row_of = np.searchsorted(ruled, sensor_ids)
     ruled_ids = [int(s) for s in ruled]
     states = states_load(ruled_ids, lock=True)
+    # An anomaly alert is opened with its sensor's episode and resolved with it: only the sensors whose episode
+    # was open before this batch can have one to carry on, and those whose episode opens now are looked up
+    # too, in case a state started afresh (a new layout) left an alert open.
+    was_open = ruled[states[:, OPEN] > 0]
     params = params_matrix([rules[s].settings for s in ruled_ids])
     detection = detect(states, params, row_of, ts_us / 1e6, values)
     states_save(ruled_ids, states)
     result.readings = int(detection.learned.sum())
+    with_alert = [int(s) for s in np.union1d(was_open, sensor_ids[detection.event == OPENED])]
 
-    alerts = {
-        alert.sensor_id: alert
-        for alert in Alert.objects.select_for_update()
-        # The ids as one array parameter: an IN list of every sensor of the batch is a parameter per id for
-        # Django and the driver to prepare (an eighth of the anomaly pass at a thousand sensors).
-        .filter(kind=Alert.Kind.ANOMALY, sensor_id__in=RawSQL("SELECT unnest(%s::bigint[])", (ruled_ids,)))
-        .exclude(state=Alert.State.RESOLVED)
-        .order_by("pk")
-    }
+    alerts = (
+        {
+            alert.sensor_id: alert
+            for alert in Alert.objects.select_for_update()
+            # The ids as one array parameter: an IN list of every sensor of the batch is a parameter per id
+            # for Django and the driver to prepare (an eighth of the anomaly pass at a thousand sensors).
+            .filter(kind=Alert.Kind.ANOMALY, sensor_id__in=RawSQL("SELECT unnest(%s::bigint[])", (with_alert,)))
+            .exclude(state=Alert.State.RESOLVED)
+            .order_by("pk")
+        }
+        if with_alert
+        else {}
+    )
     # Per sensor in reading time: the newest learned reading updates an open alert's value, band and score.
     # Only the readings of sensors with an alert, or whose episode opens in this batch, are walked in Python:
     # a plant where nothing is anomalous pays the numpy work and nothing per reading.
