@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from apps.core.generation_cache import GenerationCache
 from apps.core.sql import binary_cursor
 from apps.thresholds.models import BAND_FIELDS, SensorThresholdMapping, Threshold
 from apps.thresholds.severity import severity_of
@@ -42,11 +43,28 @@ _MAPPINGS = (
 ).format(fields=", ".join(f"m.{field}" for field in OVERRIDABLE_FIELDS), table=SensorThresholdMapping._meta.db_table)
 
 
+# Effective thresholds by (sensor id, sensor type id), an empty list for a sensor without one: every batch asks
+# for those of all its sensors. Saving or deleting a threshold or a mapping bumps the generation
+# (apps/thresholds/apps.py); a sensor that changes type is another key.
+THRESHOLDS_CACHE = GenerationCache("thresholds:effective-generation", ttl_s=30)
+
+
 def effective_thresholds(sensors: list[tuple[int, int]]) -> dict[int, list[EffectiveThreshold]]:
-    """Effective thresholds for (sensor_id, sensor_type_id) pairs, by sensor id, in two queries whatever
-    the number of sensors. (Threshold evaluation calls this for every stored batch: the mappings are read
-    with one array parameter rather than an IN list of thousands, and sensors without a mapping share
-    their threshold's bands without merging.)"""
+    """Effective thresholds for (sensor_id, sensor_type_id) pairs, by sensor id: from this process's cache, the
+    sensors it does not hold in two queries whatever their number. Sensors without one are left out."""
+    if not sensors:
+        return {}
+    found, missing = THRESHOLDS_CACHE.lookup(sensors)
+    if missing:
+        loaded = _effective_thresholds_load(missing)
+        THRESHOLDS_CACHE.store(loaded)
+        found.update(loaded)
+    return {sensor_id: thresholds for (sensor_id, _), thresholds in found.items() if thresholds}
+
+
+def _effective_thresholds_load(sensors: list[tuple[int, int]]) -> dict[tuple[int, int], list[EffectiveThreshold]]:
+    """Two queries. (The mappings are read with one array parameter rather than an IN list of thousands, and
+    sensors without a mapping share their threshold's bands without merging.)"""
     type_ids = {type_id for _, type_id in sensors}
     sensor_ids = [sensor_id for sensor_id, _ in sensors]
     thresholds_by_type: dict[int, list[dict]] = {}
@@ -55,19 +73,18 @@ def effective_thresholds(sensors: list[tuple[int, int]]) -> dict[int, list[Effec
     ):
         thresholds_by_type.setdefault(row["sensor_type_id"], []).append(row)
     if not thresholds_by_type:
-        return {}
+        return {pair: [] for pair in sensors}
     with binary_cursor() as cursor:
         cursor.execute(_MAPPINGS, [sensor_ids])
         columns = [column.name for column in cursor.description]
         mappings = {(row[0], row[1]): dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
-    result: dict[int, list[EffectiveThreshold]] = {}
+    result: dict[tuple[int, int], list[EffectiveThreshold]] = {}
     for sensor_id, type_id in sensors:
+        effective = result[(sensor_id, type_id)] = []
         for threshold in thresholds_by_type.get(type_id, []):
             mapping = mappings.get((sensor_id, threshold["id"]))
             if mapping is not None and not mapping["enabled"]:
                 continue
             merged = merge_bands(threshold, mapping)
-            result.setdefault(sensor_id, []).append(
-                EffectiveThreshold(threshold_id=threshold["id"], sensor_id=sensor_id, **merged)
-            )
+            effective.append(EffectiveThreshold(threshold_id=threshold["id"], sensor_id=sensor_id, **merged))
     return result

@@ -144,3 +144,23 @@ def test_an_episode_opening_over_a_state_started_afresh_carries_on_the_alert_lef
 
     [carried_on] = anomaly_alerts()
     assert carried_on.pk == alert.pk and carried_on.state == Alert.State.OPEN and carried_on.value == 35.0
+
+
+def test_the_anomaly_pass_takes_the_readings_the_threshold_pass_read(rule):
+    evaluate(readings(TEMP, *calm(0, 40)))
+    batch = store(readings(TEMP, *calm(40, 3)))
+    with CaptureQueriesContext(connection) as queries:
+        batch_evaluate(batch_id=str(batch.pk))
+    assert len([q for q in queries.captured_queries if "ingest_reading" in q["sql"]]) == 1
+
+
+def test_a_sensor_without_thresholds_has_its_readings_read_for_the_anomaly_pass(world):
+    humidity = "env-001/humidity"  # the world has no humidity threshold
+    AnomalyRule.objects.create(
+        sensor_type=world.sensors[humidity].sensor_type, warmup_readings=30, warmup_s=0, seasonality="off"
+    )
+    evaluate(readings(humidity, *[(t, v + 20.0) for t, v in calm(0, 40)]))
+    evaluate(readings(humidity, *[(60.0 * i, 70.0) for i in range(40, 44)]) + readings(TEMP, *calm(40, 4)))
+
+    [alert] = anomaly_alerts()
+    assert alert.sensor_id == world.sensors[humidity].pk and alert.value == 70.0

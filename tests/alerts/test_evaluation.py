@@ -168,7 +168,10 @@ def test_each_threshold_of_a_type_has_its_own_alert(immediate):
 
 def test_disabling_a_threshold_resolves_its_open_alerts_on_the_next_batch(immediate):
     evaluate(readings(TEMP, (0, 45)))
-    Threshold.objects.filter(pk=immediate.thresholds["temperature"].pk).update(enabled=False)
+    threshold = immediate.thresholds["temperature"]
+    threshold.refresh_from_db()
+    threshold.enabled = False
+    threshold.save()  # as the API and the admin do: the save is what tells every worker
 
     evaluate(readings(TEMP, (10, 46)))
 

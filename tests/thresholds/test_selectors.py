@@ -71,3 +71,22 @@ def test_severity_of_a_value(world, value, severity):
     [effective] = effective_thresholds(pairs(world, "env-001/temperature"))[world.sensors["env-001/temperature"].pk]
 
     assert effective.severity_of(value) == severity
+
+
+def test_effective_thresholds_are_cached_until_a_threshold_or_mapping_changes(world, django_assert_num_queries):
+    asked = pairs(world, "env-001/temperature", "env-002/temperature", "env-001/humidity")
+    effective_thresholds(asked)
+
+    with django_assert_num_queries(0):
+        effective_thresholds(asked)
+
+    threshold = world.thresholds["temperature"]
+    threshold.warning_high = 27
+    threshold.save()  # the save signal bumps the generation: every process drops its thresholds
+    with django_assert_num_queries(2):
+        changed = effective_thresholds(asked)
+    assert {t.warning_high for t in changed[world.sensors["env-001/temperature"].pk]} == {27}
+
+    world.mapping.enabled = False
+    world.mapping.save()
+    assert world.mapping.sensor_id not in effective_thresholds(asked)

@@ -19,6 +19,7 @@ from django.db.models.expressions import RawSQL
 
 from apps.alerts.evaluation import Outcome, SensorRow
 from apps.alerts.models import Alert, Severity
+from apps.alerts.selectors import ReadingsAfter, readings_after
 from apps.anomaly.detectors import OPEN, OPENED, RESOLVED, detect, params_matrix
 from apps.anomaly.selectors import any_rule_enabled, effective_anomaly_rules
 from apps.anomaly.states import states_load, states_save
@@ -39,20 +40,31 @@ class AnomalyPass:
     resolved: int = 0
 
 
-def batch_anomalies_evaluate(sensors: dict[int, SensorRow], *, batch: IngestBatch, outcome: Outcome) -> AnomalyPass:
+def batch_anomalies_evaluate(
+    sensors: dict[int, SensorRow], *, batch: IngestBatch, outcome: Outcome, read: ReadingsAfter | None = None
+) -> AnomalyPass:
     """The one call of batch_evaluate: nothing at all when no rule is enabled, else the batch's readings as
-    columns (one query) through anomalies_evaluate."""
+    columns through anomalies_evaluate. The threshold pass's readings (`read`) serve the sensors it read for:
+    each sensor's readings after the point its thresholds reached, which are those the detectors learn from
+    too (older ones are late for them as well). The batch's readings of the other sensors are read here (one
+    query, none when the threshold pass read for all of them)."""
     if not any_rule_enabled() or batch.stored_ts_min is None:
         return AnomalyPass()
-    with binary_cursor() as cursor:
-        cursor.execute(_BATCH_READINGS, [sorted(sensors), batch.stored_ts_min, batch.stored_ts_max])
-        rows = cursor.fetchall()
-    if not rows:
+    if read is None:
+        read = readings_after({}, until=batch.stored_ts_max)
+    rest = sorted(set(sensors) - {int(s) for s in read.asked})
+    columns = [(read.sensor_ids, read.ts_us, read.values)]
+    if rest:
+        with binary_cursor() as cursor:
+            cursor.execute(_BATCH_READINGS, [rest, batch.stored_ts_min, batch.stored_ts_max])
+            rows = cursor.fetchall()
+        if rows:
+            ids, ts_us, values = zip(*rows, strict=True)
+            columns.append((np.array(ids, dtype=np.int64), np.array(ts_us, dtype=np.int64), np.array(values)))
+    sensor_ids, ts_us, values = (np.concatenate(parts) for parts in zip(*columns, strict=True))
+    if not len(sensor_ids):
         return AnomalyPass()
-    columns = np.array(rows, dtype=np.float64)
-    return anomalies_evaluate(
-        sensors, columns[:, 0].astype(np.int64), columns[:, 1].astype(np.int64), columns[:, 2], outcome=outcome
-    )
+    return anomalies_evaluate(sensors, sensor_ids, ts_us, values, outcome=outcome)
 
 
 def _at(ts_us: int | float) -> datetime:

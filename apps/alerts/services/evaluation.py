@@ -85,7 +85,7 @@ def batch_evaluate(*, batch_id: str) -> EvaluationResult | None:
             outcome = Outcome()
             sensors = _sensors(sensor_ids)
             threshold_pass = thresholds_evaluate(sensors, batch=batch, now=now, outcome=outcome)
-            batch_anomalies_evaluate(sensors, batch=batch, outcome=outcome)
+            batch_anomalies_evaluate(sensors, batch=batch, outcome=outcome, read=threshold_pass.read)
             _save(outcome)
             threshold_pass.save()
             result.readings = threshold_pass.readings

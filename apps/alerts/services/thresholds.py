@@ -13,7 +13,7 @@ from django.conf import settings
 
 from apps.alerts.evaluation import Outcome, PairState, SensorRow, walk
 from apps.alerts.models import NORMAL, Alert, ThresholdState
-from apps.alerts.selectors import readings_after
+from apps.alerts.selectors import ReadingsAfter, readings_after
 from apps.core.sql import BinaryCursor, binary_cursor
 from apps.ingest.models import IngestBatch
 from apps.thresholds.selectors import EffectiveThreshold, effective_thresholds
@@ -111,6 +111,7 @@ class ThresholdPass:
 
     readings: int = 0
     pairs: list[PairState] = field(default_factory=list)
+    read: ReadingsAfter | None = None  # the readings walked, which the anomaly pass takes over
 
     def save(self) -> None:
         """Write the changed states back in one statement. After the alerts are saved: a state points at
@@ -167,7 +168,8 @@ def thresholds_evaluate(
     pairs = [row.pair(alerts.get(row.alert_id)) for row in rows]
 
     result = ThresholdPass()
-    readings_by_sensor = readings_after(_reached(pairs, effective, batch=batch), until=batch.stored_ts_max)
+    result.read = readings_after(_reached(pairs, effective, batch=batch), until=batch.stored_ts_max)
+    readings_by_sensor = result.read.by_sensor
     result.readings = sum(len(readings) for readings in readings_by_sensor.values())
     for pair in pairs:
         threshold = effective.get((pair.sensor_id, pair.threshold_id))
