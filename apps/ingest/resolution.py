@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection
 
-from apps.core.generation_cache import GenerationCache
 from apps.ingest.payload import DEVICE_FIELD_REF, DEVICE_TYPE_REF, KEY_REF, SEP
+from apps.operations.generation_cache import GenerationCache
 
 
 @dataclass(frozen=True, slots=True)
