@@ -11,13 +11,15 @@ next batch.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 
 from apps.ingest.payload import DEVICE_FIELD_REF, DEVICE_TYPE_REF, KEY_REF, SEP
-from apps.operations.generation_cache import GenerationCache
+from apps.operations.redis_outage import best_effort
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +39,12 @@ class ResolvedDevice:
     active: bool
 
 
+_cache: dict[str, tuple[float, ResolvedSensor]] = {}
+_CACHE_LIMIT = 200_000
 GENERATION_KEY = "ingest:sensor-config-generation"
-_cache = GenerationCache(GENERATION_KEY, ttl_s=settings.INGEST_SENSOR_CACHE_S)
+_generation: list = [None]
+# Stands for "could not be read": never equal to what Redis holds, so the cache is dropped again once it answers.
+_UNREADABLE = object()
 
 _QUERY = """
 SELECT s.id, s.key, s.channel, t.code, d.id, d.device_id, d.status, d.payload_adapter, t.plausible_min, t.plausible_max
@@ -53,14 +59,43 @@ def clear_cache() -> None:
     _cache.clear()
 
 
+def bump_generation() -> None:
+    """Tell every worker process that sensor configuration changed."""
+    best_effort("config_generation_bump", _bump, None)
+
+
+def _bump() -> None:
+    if not cache.add(GENERATION_KEY, 1, timeout=None):
+        try:
+            cache.incr(GENERATION_KEY)
+        except ValueError:  # expired or evicted between add and incr
+            cache.add(GENERATION_KEY, 1, timeout=None)
+
+
 def configuration_changed(sender, **kwargs) -> None:
     """Signal receiver for saves and deletes of sensors, devices and sensor types."""
-    _cache.changed()
+    bump_generation()
+
+
+def _check_generation() -> None:
+    generation = best_effort("config_generation_read", lambda: cache.get(GENERATION_KEY), _UNREADABLE)
+    if generation is _UNREADABLE or generation != _generation[0]:
+        _cache.clear()
+        _generation[0] = generation
 
 
 def resolve_refs(refs: list[str]) -> tuple[dict[str, ResolvedSensor], dict[str, ResolvedDevice]]:
     """Sensors for the references that exist, and the devices named by device references (known ones)."""
-    resolved, missing = _cache.lookup(refs)
+    _check_generation()
+    now = time.monotonic()
+    resolved: dict[str, ResolvedSensor] = {}
+    missing: list[str] = []
+    for ref in refs:
+        hit = _cache.get(ref)
+        if hit is not None and hit[0] > now:
+            resolved[ref] = hit[1]
+        else:
+            missing.append(ref)
     devices: dict[str, ResolvedDevice] = {}
     if not missing:
         for sensor in resolved.values():
@@ -84,7 +119,9 @@ def resolve_refs(refs: list[str]) -> tuple[dict[str, ResolvedSensor], dict[str, 
             devices[device_id] = ResolvedDevice(device_pk, device_id, status != "inactive")
 
     field_maps = settings.INGEST_FLAT_FIELD_MAPS
-    found: dict[str, ResolvedSensor] = {}
+    expires = now + settings.INGEST_SENSOR_CACHE_S
+    if len(_cache) > _CACHE_LIMIT:
+        _cache.clear()
     for ref in missing:
         kind, rest = ref[0], ref[2:]
         if kind == KEY_REF:
@@ -97,9 +134,8 @@ def resolve_refs(refs: list[str]) -> tuple[dict[str, ResolvedSensor], dict[str, 
             code = field_maps.get(adapters.get(device_id, "flat"), {}).get(field_name, field_name)
             sensor = by_type.get((device_id, code, channel[0] if channel else ""))
         if sensor is not None:
-            found[ref] = sensor
-    _cache.store(found)
-    resolved.update(found)
+            resolved[ref] = sensor
+            _cache[ref] = (expires, sensor)
     for sensor in resolved.values():
         devices.setdefault(sensor.device_id, ResolvedDevice(sensor.device_pk, sensor.device_id, sensor.device_active))
     return resolved, devices
