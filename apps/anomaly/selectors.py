@@ -70,11 +70,7 @@ def effective_anomaly_rules(sensors: list[tuple[int, int]]) -> dict[int, Effecti
     or switched off, are left out."""
     if not sensors:
         return {}
-    found, missing = RULES_CACHE.lookup(sensors)
-    if missing:
-        loaded = _effective_rules_load(missing)
-        RULES_CACHE.store(loaded)
-        found.update(loaded)
+    found = RULES_CACHE.get_many(sensors, _effective_rules_load)
     return {sensor_id: rule for (sensor_id, _), rule in found.items() if rule is not None}
 
 

@@ -10,7 +10,7 @@ that bypass model signals (queryset.update) are likewise seen once the entries e
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from django.core.cache import cache
@@ -68,6 +68,15 @@ class GenerationCache:
             else:
                 missing.append(key)
         return found, missing
+
+    def get_many(self, keys: list[Hashable], load: Callable[[list[Hashable]], dict[Hashable, Any]]) -> dict:
+        """Every key's value: the cached ones, and load(missing) for the others (stored for next time)."""
+        found, missing = self.lookup(keys)
+        if missing:
+            loaded = load(missing)
+            self.store(loaded)
+            found.update(loaded)
+        return found
 
     def store(self, values: dict[Hashable, Any]) -> None:
         """Cache these values (for the generation the last lookup read) for ttl_s."""

@@ -54,11 +54,7 @@ def effective_thresholds(sensors: list[tuple[int, int]]) -> dict[int, list[Effec
     sensors it does not hold in two queries whatever their number. Sensors without one are left out."""
     if not sensors:
         return {}
-    found, missing = THRESHOLDS_CACHE.lookup(sensors)
-    if missing:
-        loaded = _effective_thresholds_load(missing)
-        THRESHOLDS_CACHE.store(loaded)
-        found.update(loaded)
+    found = THRESHOLDS_CACHE.get_many(sensors, _effective_thresholds_load)
     return {sensor_id: thresholds for (sensor_id, _), thresholds in found.items() if thresholds}
 
 
