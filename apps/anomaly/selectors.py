@@ -13,9 +13,9 @@ from django.db import connection
 from apps.anomaly.detectors import FIRST_TS, LAST_TS, N, Settings, expected_band, warmed_up
 from apps.anomaly.models import PARAMETER_FIELDS, AnomalyRule, AnomalyState
 from apps.anomaly.states import decode_state
+from apps.core.generation_cache import GenerationCache
 from apps.core.sql import binary_cursor
 from apps.devices.models import Sensor
-from apps.operations.generation_cache import GenerationCache
 
 _DEFAULTS = {field.name: field.default for field in fields(Settings)}
 

@@ -18,8 +18,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 
+from apps.core.redis_outage import best_effort
 from apps.ingest.payload import DEVICE_FIELD_REF, DEVICE_TYPE_REF, KEY_REF, SEP
-from apps.operations.redis_outage import best_effort
 
 
 @dataclass(frozen=True, slots=True)

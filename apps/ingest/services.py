@@ -12,12 +12,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
+from apps.core.redis_outage import best_effort
 from apps.core.tasks import PROCESS_BATCH_TASK
 from apps.ingest.adapters import IngestContext, ItemErrors, adapter_for
 from apps.ingest.models import IngestBatch
 from apps.ingest.payload import NormalizedBatch
 from apps.operations import metrics
-from apps.operations.redis_outage import best_effort
 
 MAX_REPORTED_ERRORS = 1000
 

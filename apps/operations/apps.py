@@ -9,7 +9,10 @@ class OperationsConfig(AppConfig):
     def ready(self) -> None:
         from celery import signals
 
+        from apps.core import redis_outage
         from apps.operations import request_id, task_metrics
+
+        redis_outage.fell_back.connect(count_redis_fallback, dispatch_uid="ops-redis-fallbacks")
 
         signals.before_task_publish.connect(
             request_id.add_request_id_header, weak=False, dispatch_uid="ops-rid-publish"
@@ -21,3 +24,9 @@ class OperationsConfig(AppConfig):
         signals.worker_ready.connect(task_metrics.count_from_zero, weak=False, dispatch_uid="ops-task-zeros")
         signals.worker_ready.connect(task_metrics.serve_worker_metrics, weak=False, dispatch_uid="ops-worker-metrics")
         signals.beat_init.connect(task_metrics.serve_worker_metrics, weak=False, dispatch_uid="ops-beat-metrics")
+
+
+def count_redis_fallback(operation: str, **_signal_kwargs) -> None:
+    from apps.operations import metrics
+
+    metrics.REDIS_FALLBACKS.labels(operation).inc()

@@ -3,7 +3,7 @@
 Request limits use DRF's throttles; the ingest limit counts readings, not requests, so a gateway sending
 10,000 readings in one request spends 10,000 of its budget. Every limit answers 429 with Retry-After.
 A rate of "off" (or empty) switches a limit off. Without Redis every limit lets requests through (fails
-open, counted and logged by apps/operations/redis_outage.py): refusing ingest because a counter cannot be
+open, counted and logged by apps/core/redis_outage.py): refusing ingest because a counter cannot be
 read would lose more than a burst over the limit costs.
 """
 
@@ -16,7 +16,7 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from apps.accounts.permissions import request_device
-from apps.operations.redis_outage import best_effort
+from apps.core.redis_outage import best_effort
 
 THROTTLE_OPERATION = "throttle"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from apps.core.generation_cache import GenerationCache
 from apps.core.sql import binary_cursor
-from apps.operations.generation_cache import GenerationCache
 from apps.thresholds.models import BAND_FIELDS, SensorThresholdMapping, Threshold
 from apps.thresholds.severity import severity_of
 

@@ -15,10 +15,10 @@ import pytest
 import redis
 from django.test import override_settings
 
+from apps.core import redis_outage
 from apps.ingest.models import IngestBatch, LatestReading
 from apps.ingest.pipeline import batch_process
 from apps.ingest.services import batch_requeue_stale
-from apps.operations import redis_outage
 from tests.factories import API
 from tests.ingest.helpers import post_readings
 from tests.operations.test_metrics import _value, scrape
@@ -92,7 +92,7 @@ def test_throttles_fail_open_with_one_log_line_and_a_count_per_request(world, vi
     before = _value(scrape(), "telemetry_redis_fallbacks_total", operation="throttle")
     private_redis.stop()
 
-    with caplog.at_level(logging.WARNING, logger="apps.operations.redis_outage"):
+    with caplog.at_level(logging.WARNING, logger="apps.core.redis_outage"):
         answers = [viewer_api.get(f"{API}/locations/").status_code for _ in range(4)]
 
     assert answers == [200, 200, 200, 200]

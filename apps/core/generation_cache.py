@@ -16,7 +16,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 
-from apps.operations.redis_outage import best_effort
+from apps.core.redis_outage import best_effort
 
 # Stands for "could not be read": never equal to what Redis holds, so the cache is dropped again once it answers.
 _UNREADABLE = object()

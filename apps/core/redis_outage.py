@@ -5,6 +5,9 @@ A Redis call that fails marks Redis down for this process for REDIS_RETRY_AFTER_
 Redis at once instead of each waiting out its timeout (a Redis host that does not answer would otherwise add
 REDIS_TIMEOUT_S per call to every request). Every fallback is counted in telemetry_redis_fallbacks_total
 {operation}; the first failure of an operation is logged, then at most one line per LOG_EVERY_S.
+
+It sits in core because the configuration apps cache through it (generation_cache.py); the counter belongs to
+apps.operations, which listens to `fell_back` (apps/operations/apps.py).
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.conf import settings
+from django.dispatch import Signal
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-
-from apps.operations import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,9 @@ T = TypeVar("T")
 # What the cache and the broker raise when Redis cannot be reached or does not answer in time.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, KombuError, OSError)
 LOG_EVERY_S = 60.0
+
+# Sent with `operation` each time a process goes on without Redis.
+fell_back = Signal()
 
 _down_until = [0.0]
 _last_logged: dict[str, float] = {}
@@ -42,7 +47,7 @@ def redis_failed(operation: str, error: BaseException | None = None) -> None:
     now = time.monotonic()
     if error is not None:
         _down_until[0] = now + settings.REDIS_RETRY_AFTER_S
-    metrics.REDIS_FALLBACKS.labels(operation).inc()
+    fell_back.send(sender=None, operation=operation)
     if error is not None and now - _last_logged.get(operation, -LOG_EVERY_S) >= LOG_EVERY_S:
         _last_logged[operation] = now
         logger.warning("Redis unavailable (%s), going on without it: %s: %s", operation, type(error).__name__, error)

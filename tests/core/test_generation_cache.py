@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from apps.operations import redis_outage
-from apps.operations.generation_cache import GenerationCache
+from apps.core import redis_outage
+from apps.core.generation_cache import GenerationCache
 
 
 @pytest.fixture
