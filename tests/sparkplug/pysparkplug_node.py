@@ -39,12 +39,15 @@ def main() -> None:
     )
     node.connect(host, port=int(port), blocking=False)
     print("started", flush=True)
+    # Sparkplug timestamps are milliseconds: two lines read in one millisecond would give the sensor two
+    # readings at one time, which the backend stores once (the second is a duplicate). Each data message
+    # gets a later time than the one before, as readings of a real metric do.
+    last_ts = 0
     for line in sys.stdin:
         command, *args = line.split()
         if command == "data":
-            metric = psp.Metric(
-                timestamp=psp.get_current_timestamp(), name=voltage, datatype=psp.DataType.DOUBLE, value=float(args[0])
-            )
+            last_ts = max(psp.get_current_timestamp(), last_ts + 1)
+            metric = psp.Metric(timestamp=last_ts, name=voltage, datatype=psp.DataType.DOUBLE, value=float(args[0]))
             node.update_device(device, [metric])
             print("sent", flush=True)
         elif command == "stop":
