@@ -4,9 +4,11 @@ the SQL text."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 
 import psycopg
 from django.db import connection
@@ -16,7 +18,12 @@ from psycopg.rows import class_row, tuple_row
 class BinaryCursor:
     """Executes with parameters bound server-side and in binary: a batch's arrays (hundreds of ids, times and
     values) then cost no client-side quoting. Statements are logged like Django's own when queries are being
-    captured, so query-count tests see them."""
+    captured, so query-count tests see them.
+
+    The statements are written with %s like every other; each is run with %b instead. psycopg's %s lets it
+    choose the format, and it chooses text for lists: 2,000 timestamps took 7.6 ms to format as an array
+    literal against 0.5 ms in binary, 2,000 integers 1.1 against 0.4 ms (a batch binds several such lists).
+    A list of nothing but NULLs is still sent as text; the statements cast every array parameter."""
 
     def __init__(self, cursor: psycopg.Cursor) -> None:
         self.cursor = cursor
@@ -24,7 +31,7 @@ class BinaryCursor:
     def execute(self, sql: str, params: Sequence) -> None:
         started = time.monotonic()
         try:
-            self.cursor.execute(sql, params, binary=True)
+            self.cursor.execute(_binary_placeholders(sql), params, binary=True)
         finally:
             if connection.queries_logged:
                 connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
@@ -43,6 +50,14 @@ class BinaryCursor:
             return self.cursor.fetchall()
         finally:
             self.cursor.row_factory = tuple_row
+
+
+_PLACEHOLDER = re.compile(r"(?<!%)%s")
+
+
+@lru_cache(maxsize=256)
+def _binary_placeholders(sql: str) -> str:
+    return _PLACEHOLDER.sub("%b", sql)
 
 
 @contextmanager
