@@ -91,9 +91,9 @@ class PairState:
     breach_peak_value: float | None = None
     breach_peak_at: datetime | None = None
     breach_max_level: str = NORMAL
-    alert: Alert | None = None
     last_ts: datetime | None = None
     last_value: float | None = None
+    alert: Alert | None = None
     changed: bool = False
 
     def clear_breach(self) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from django.conf import settings
 
@@ -25,7 +24,7 @@ SELECT s, t, 'normal', 'normal', now() FROM unnest(%s::bigint[], %s::bigint[]) A
 ON CONFLICT (sensor_id, threshold_id) DO NOTHING
 """
 
-# The states of the sensors, locked in (sensor, threshold) order; the columns are ThresholdStateRow's fields.
+# The states of the sensors, locked in (sensor, threshold) order; the columns are PairState's first fields, in order.
 _LOCK_STATES = f"""
 SELECT s.id AS state_id, s.sensor_id, s.threshold_id, s.level, s.breach_started_at, s.breach_first_value,
        s.breach_peak_value, s.breach_peak_at, s.breach_max_level, s.last_ts, s.last_value
@@ -59,50 +58,15 @@ UPDATE {ThresholdState._meta.db_table} AS s
 """
 
 
-class ThresholdStateRow(NamedTuple):
-    """One locked row of the threshold states, as _LOCK_STATES returns it, with the id of its pair's
-    unresolved alert (or None)."""
-
-    state_id: int
-    sensor_id: int
-    threshold_id: int
-    level: str
-    breach_started_at: datetime | None
-    breach_first_value: float | None
-    breach_peak_value: float | None
-    breach_peak_at: datetime | None
-    breach_max_level: str
-    last_ts: datetime | None
-    last_value: float | None
-    alert_id: int | None = None
-
-    def pair(self, alert: Alert | None) -> PairState:
-        """The pair's state for the walk, with its unresolved alert (locked by the caller).
-
-        Fields named one by one: going through _asdict() cost about 5 % of the worker's samples, one dict
-        per state row of every batch."""
-        return PairState(
-            state_id=self.state_id,
-            sensor_id=self.sensor_id,
-            threshold_id=self.threshold_id,
-            level=self.level,
-            breach_started_at=self.breach_started_at,
-            breach_first_value=self.breach_first_value,
-            breach_peak_value=self.breach_peak_value,
-            breach_peak_at=self.breach_peak_at,
-            breach_max_level=self.breach_max_level,
-            last_ts=self.last_ts,
-            last_value=self.last_value,
-            alert=alert,
-        )
-
-
-def _lock_states(cursor: BinaryCursor, sensor_ids: list[int]) -> list[ThresholdStateRow]:
+def _lock_states(cursor: BinaryCursor, sensor_ids: list[int]) -> tuple[list[PairState], dict[tuple[int, int], int]]:
+    """The sensors' pairs, their state rows locked, and the id of each pair's unresolved alert (its alert is
+    set once the caller has locked it). Built positionally from plain rows: a named row per state, then a copy
+    of it with the alert id, then the pair cost about a tenth of the worker's time at 2,000 pairs a batch."""
     cursor.execute(_LOCK_STATES, [sensor_ids])
-    states: list[ThresholdStateRow] = cursor.fetchall(row=ThresholdStateRow)
+    pairs = [PairState(*row) for row in cursor.fetchall()]
     cursor.execute(_UNRESOLVED_ALERTS, [sensor_ids])
     alert_of = {(sensor_id, threshold_id): alert_id for sensor_id, threshold_id, alert_id in cursor.fetchall()}
-    return [state._replace(alert_id=alert_of.get((state.sensor_id, state.threshold_id))) for state in states]
+    return pairs, alert_of
 
 
 @dataclass
@@ -153,19 +117,19 @@ def thresholds_evaluate(
     thresholds = effective_thresholds([(sensor.sensor_id, sensor.sensor_type_id) for sensor in sensors.values()])
     effective = {(t.sensor_id, t.threshold_id): t for ts in thresholds.values() for t in ts}
     with binary_cursor() as cursor:
-        rows = _lock_states(cursor, sensor_ids)
-        missing = sorted(set(effective) - {(row.sensor_id, row.threshold_id) for row in rows})
+        pairs, alert_of = _lock_states(cursor, sensor_ids)
+        missing = sorted(set(effective) - {(pair.sensor_id, pair.threshold_id) for pair in pairs})
         if missing:
             # New pairs (a new sensor or threshold): create their states, then lock all again in order.
             cursor.execute(_CREATE_STATES, [[s for s, _ in missing], [t for _, t in missing]])
-            rows = _lock_states(cursor, sensor_ids)
-    alert_ids = sorted(row.alert_id for row in rows if row.alert_id is not None)
-    alerts = (
-        {alert.pk: alert for alert in Alert.objects.select_for_update().filter(pk__in=alert_ids).order_by("pk")}
-        if alert_ids
-        else {}
-    )
-    pairs = [row.pair(alerts.get(row.alert_id)) for row in rows]
+            pairs, alert_of = _lock_states(cursor, sensor_ids)
+    if alert_of:
+        locked = Alert.objects.select_for_update().filter(pk__in=sorted(alert_of.values())).order_by("pk")
+        alerts = {alert.pk: alert for alert in locked}
+        for pair in pairs:
+            alert_id = alert_of.get((pair.sensor_id, pair.threshold_id))
+            if alert_id is not None:
+                pair.alert = alerts.get(alert_id)
 
     result = ThresholdPass()
     result.read = readings_after(_reached(pairs, effective, batch=batch), until=batch.stored_ts_max)
