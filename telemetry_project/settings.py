@@ -296,6 +296,10 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
+# Celery's Django fix-up closes every database connection before and after each task unless this is set: a
+# new PostgreSQL backend for every batch. With it, it closes them every this many tasks, and in between the
+# connections are kept and checked the way Django checks them between requests (workers/base.py).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 # The worker logs through Django's LOGGING (JSON with request ids) instead of Celery's own handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SEND_SENT_EVENT = True

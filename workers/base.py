@@ -8,12 +8,12 @@ import signal
 
 import psycopg
 from billiard.pool import SIG_SOFT_TIMEOUT, soft_timeout_sighandler
-from celery import Task
+from celery import Task, signals
 from celery.exceptions import Retry, SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from celery.worker.request import Request
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from psycopg.pq import TransactionStatus
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,17 @@ def drop_interrupted_connections() -> None:
     it. Drop it; the next query connects afresh."""
     for connection in connections.all(initialized_only=True):
         connection.close()
+
+
+@signals.task_prerun.connect(weak=False, dispatch_uid="workers-check-connections")
+@signals.task_postrun.connect(weak=False, dispatch_uid="workers-check-connections-after")
+def check_connections(sender=None, **_signal_kwargs) -> None:
+    """What Django does around every request, around every task: drop a connection that saw an error and no
+    longer answers, or that is older than CONN_MAX_AGE. Celery no longer closes them all each task
+    (CELERY_DB_REUSE_MAX): opening one cost the worker about 2.6 ms a batch, and the server a new backend
+    with cold caches. Not for a task run eagerly, inside the caller's transaction."""
+    if sender is not None and not getattr(sender.request, "is_eager", False):
+        close_old_connections()
 
 
 class TelemetryRequest(Request):
