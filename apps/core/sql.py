@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -28,7 +28,7 @@ class BinaryCursor:
     def __init__(self, cursor: psycopg.Cursor) -> None:
         self.cursor = cursor
 
-    def execute(self, sql: str, params: Sequence) -> None:
+    def execute(self, sql: str, params: Sequence | Mapping) -> None:
         started = time.monotonic()
         try:
             self.cursor.execute(_binary_placeholders(sql), params, binary=True)
@@ -52,12 +52,12 @@ class BinaryCursor:
             self.cursor.row_factory = tuple_row
 
 
-_PLACEHOLDER = re.compile(r"(?<!%)%s")
+_PLACEHOLDER = re.compile(r"(?<!%)%(\([^)]*\))?s")
 
 
 @lru_cache(maxsize=256)
 def _binary_placeholders(sql: str) -> str:
-    return _PLACEHOLDER.sub("%b", sql)
+    return _PLACEHOLDER.sub(r"%\1b", sql)
 
 
 @contextmanager

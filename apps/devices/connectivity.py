@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.core.sql import binary_cursor
 from apps.devices.models import Device
 
 
@@ -26,7 +27,7 @@ def devices_seen(*, device_pks: list[int], seqs_by_device: dict[int, list[int]],
     device_pks = sorted(device_pks)
     if not device_pks:
         return 0
-    with connection.cursor() as cursor:
+    with binary_cursor() as cursor:
         if seqs_by_device:
             cursor.execute(
                 "SELECT id, last_seq FROM devices_device WHERE id = ANY(%s) ORDER BY id FOR UPDATE",

@@ -48,3 +48,4 @@ def test_a_literal_percent_sign_is_not_a_placeholder():
 def test_every_placeholder_binds_in_binary():
     """psycopg's %s would let it send lists as text (array literals it formats element by element)."""
     assert _binary_placeholders("SELECT %s, '%%s', %s::bigint[]") == "SELECT %b, '%%s', %b::bigint[]"
+    assert _binary_placeholders("SELECT %(ids)s::bigint[], '%%(x)s'") == "SELECT %(ids)b::bigint[], '%%(x)s'"
