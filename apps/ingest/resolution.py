@@ -98,10 +98,7 @@ def resolve_refs(refs: list[str]) -> tuple[dict[str, ResolvedSensor], dict[str, 
             missing.append(ref)
     devices: dict[str, ResolvedDevice] = {}
     if not missing:
-        for sensor in resolved.values():
-            devices.setdefault(
-                sensor.device_id, ResolvedDevice(sensor.device_pk, sensor.device_id, sensor.device_active)
-            )
+        _add_devices(devices, resolved)
         return resolved, devices
 
     keys = [ref[2:] for ref in missing if ref[0] == KEY_REF]
@@ -136,6 +133,13 @@ def resolve_refs(refs: list[str]) -> tuple[dict[str, ResolvedSensor], dict[str, 
         if sensor is not None:
             resolved[ref] = sensor
             _cache[ref] = (expires, sensor)
-    for sensor in resolved.values():
-        devices.setdefault(sensor.device_id, ResolvedDevice(sensor.device_pk, sensor.device_id, sensor.device_active))
+    _add_devices(devices, resolved)
     return resolved, devices
+
+
+def _add_devices(devices: dict[str, ResolvedDevice], resolved: dict[str, ResolvedSensor]) -> None:
+    """The devices of the resolved sensors, each made once: a batch names the same device for many sensors,
+    and setdefault built a frozen dataclass for every sensor only to keep the first of each device's."""
+    for sensor in resolved.values():
+        if sensor.device_id not in devices:
+            devices[sensor.device_id] = ResolvedDevice(sensor.device_pk, sensor.device_id, sensor.device_active)
