@@ -340,9 +340,9 @@ def store_readings(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchO
         ts_us = normalized.t[position]
         if sensor is None:
             reject(position, Reason.UNKNOWN_SENSOR)
-        elif sender is not None and sensor.device_pk != sender:
+        elif sender is not None and sensor.device.device_pk != sender:
             reject(position, Reason.FORBIDDEN_SENSOR, "The sending device's key does not own this sensor.")
-        elif not sensor.device_active:
+        elif not sensor.device.active:
             reject(position, Reason.DEVICE_INACTIVE)
         elif value is None or not math.isfinite(value):
             reject(position, Reason.NOT_A_NUMBER, normalized.bad.get(str(position), ""))

@@ -11,25 +11,13 @@ next batch.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 
-from apps.core.redis_outage import best_effort
+from apps.core.generation_cache import GenerationCache
 from apps.ingest.payload import DEVICE_FIELD_REF, DEVICE_TYPE_REF, KEY_REF, SEP
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedSensor:
-    sensor_id: int
-    device_pk: int
-    device_id: str
-    device_active: bool
-    plausible_min: float | None
-    plausible_max: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +27,17 @@ class ResolvedDevice:
     active: bool
 
 
-_cache: dict[str, tuple[float, ResolvedSensor]] = {}
-_CACHE_LIMIT = 200_000
+@dataclass(frozen=True, slots=True)
+class ResolvedSensor:
+    sensor_id: int
+    device: ResolvedDevice
+    plausible_min: float | None
+    plausible_max: float | None
+
+
 GENERATION_KEY = "ingest:sensor-config-generation"
-_generation: list = [None]
-# Stands for "could not be read": never equal to what Redis holds, so the cache is dropped again once it answers.
-_UNREADABLE = object()
+# Sensors by reference. Also the generation that alerting's cache of sensors follows (apps.alerts.services).
+SENSORS = GenerationCache(GENERATION_KEY, ttl_s=settings.INGEST_SENSOR_CACHE_S)
 
 _QUERY = """
 SELECT s.id, s.key, s.channel, t.code, d.id, d.device_id, d.status, d.payload_adapter, t.plausible_min, t.plausible_max
@@ -56,51 +49,31 @@ SELECT s.id, s.key, s.channel, t.code, d.id, d.device_id, d.status, d.payload_ad
 
 
 def clear_cache() -> None:
-    _cache.clear()
-
-
-def bump_generation() -> None:
-    """Tell every worker process that sensor configuration changed."""
-    best_effort("config_generation_bump", _bump, None)
-
-
-def _bump() -> None:
-    if not cache.add(GENERATION_KEY, 1, timeout=None):
-        try:
-            cache.incr(GENERATION_KEY)
-        except ValueError:  # expired or evicted between add and incr
-            cache.add(GENERATION_KEY, 1, timeout=None)
+    SENSORS.clear()
 
 
 def configuration_changed(sender, **kwargs) -> None:
     """Signal receiver for saves and deletes of sensors, devices and sensor types."""
-    bump_generation()
-
-
-def _check_generation() -> None:
-    generation = best_effort("config_generation_read", lambda: cache.get(GENERATION_KEY), _UNREADABLE)
-    if generation is _UNREADABLE or generation != _generation[0]:
-        _cache.clear()
-        _generation[0] = generation
+    SENSORS.changed()
 
 
 def resolve_refs(refs: list[str]) -> tuple[dict[str, ResolvedSensor], dict[str, ResolvedDevice]]:
     """Sensors for the references that exist, and the devices named by device references (known ones)."""
-    _check_generation()
-    now = time.monotonic()
-    resolved: dict[str, ResolvedSensor] = {}
-    missing: list[str] = []
-    for ref in refs:
-        hit = _cache.get(ref)
-        if hit is not None and hit[0] > now:
-            resolved[ref] = hit[1]
-        else:
-            missing.append(ref)
+    resolved, missing = SENSORS.lookup(refs)
     devices: dict[str, ResolvedDevice] = {}
-    if not missing:
-        _add_devices(devices, resolved)
-        return resolved, devices
+    if missing:
+        found = _load(missing, devices)
+        SENSORS.store(found)
+        resolved.update(found)
+    # Each device's record is the one its sensors share: a batch names the same device for many sensors.
+    for sensor in resolved.values():
+        devices.setdefault(sensor.device.device_id, sensor.device)
+    return resolved, devices
 
+
+def _load(missing: list[str], devices: dict[str, ResolvedDevice]) -> dict[str, ResolvedSensor]:
+    """The sensors of these references that exist (unknown ones are left out, so never cached), adding every
+    device the query named, those of unknown references included, to `devices`."""
     keys = [ref[2:] for ref in missing if ref[0] == KEY_REF]
     device_ids = sorted({ref[2:].split(SEP, 1)[0] for ref in missing if ref[0] in (DEVICE_TYPE_REF, DEVICE_FIELD_REF)})
     by_key: dict[str, ResolvedSensor] = {}
@@ -109,16 +82,16 @@ def resolve_refs(refs: list[str]) -> tuple[dict[str, ResolvedSensor], dict[str, 
     with connection.cursor() as cursor:
         cursor.execute(_QUERY, [keys, device_ids])
         for sensor_id, key, channel, code, device_pk, device_id, status, adapter, low, high in cursor.fetchall():
-            sensor = ResolvedSensor(sensor_id, device_pk, device_id, status != "inactive", low, high)
+            device = devices.get(device_id)
+            if device is None:
+                device = devices[device_id] = ResolvedDevice(device_pk, device_id, status != "inactive")
+            sensor = ResolvedSensor(sensor_id, device, low, high)
             by_key[key] = sensor
             by_type[(device_id, code, channel)] = sensor
             adapters[device_id] = adapter or "flat"
-            devices[device_id] = ResolvedDevice(device_pk, device_id, status != "inactive")
 
     field_maps = settings.INGEST_FLAT_FIELD_MAPS
-    expires = now + settings.INGEST_SENSOR_CACHE_S
-    if len(_cache) > _CACHE_LIMIT:
-        _cache.clear()
+    found: dict[str, ResolvedSensor] = {}
     for ref in missing:
         kind, rest = ref[0], ref[2:]
         if kind == KEY_REF:
@@ -131,15 +104,5 @@ def resolve_refs(refs: list[str]) -> tuple[dict[str, ResolvedSensor], dict[str, 
             code = field_maps.get(adapters.get(device_id, "flat"), {}).get(field_name, field_name)
             sensor = by_type.get((device_id, code, channel[0] if channel else ""))
         if sensor is not None:
-            resolved[ref] = sensor
-            _cache[ref] = (expires, sensor)
-    _add_devices(devices, resolved)
-    return resolved, devices
-
-
-def _add_devices(devices: dict[str, ResolvedDevice], resolved: dict[str, ResolvedSensor]) -> None:
-    """The devices of the resolved sensors, each made once: a batch names the same device for many sensors,
-    and setdefault built a frozen dataclass for every sensor only to keep the first of each device's."""
-    for sensor in resolved.values():
-        if sensor.device_id not in devices:
-            devices[sensor.device_id] = ResolvedDevice(sensor.device_pk, sensor.device_id, sensor.device_active)
+            found[ref] = sensor
+    return found
