@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,11 +20,13 @@ from apps.alerts.evaluation import Outcome, SensorRow
 from apps.alerts.models import Alert, AlertEvent
 from apps.alerts.services.anomalies import batch_anomalies_evaluate
 from apps.alerts.services.thresholds import thresholds_evaluate
+from apps.core.generation_cache import GenerationCache
 from apps.core.sql import binary_cursor
 from apps.core.tasks import EVALUATE_BATCH_TASK
 from apps.deadletters.models import DeadLetter
 from apps.ingest.models import IngestBatch
 from apps.ingest.pipeline import enqueue_evaluation
+from apps.ingest.resolution import GENERATION_KEY
 from apps.ingest.selectors import batches_unevaluated
 
 # Sets of ids are joined through unnest() rather than matched with "= ANY(array)": with a prepared (generic)
@@ -33,6 +36,10 @@ _SENSORS = """
 SELECT s.id AS sensor_id, s.sensor_type_id, s.device_id, s.location_id
   FROM unnest(%s::bigint[]) AS wanted(id) JOIN devices_sensor s ON s.id = wanted.id
 """
+# What an alert copies of its sensor, by sensor id, dropped with the store step's cache of sensors (the same
+# generation, bumped by every save and delete of a sensor): every batch of a plant names the same sensors, and
+# loading them cost a query and a row object per sensor each time.
+SENSORS = GenerationCache(GENERATION_KEY, ttl_s=settings.INGEST_SENSOR_CACHE_S)
 
 # What evaluation may change on an alert already stored (the lifecycle methods it calls), for bulk_update.
 _ALERT_UPDATE_FIELDS = [
@@ -96,6 +103,10 @@ def batch_evaluate(*, batch_id: str) -> EvaluationResult | None:
 
 
 def _sensors(sensor_ids: list[int]) -> dict[int, SensorRow]:
+    return SENSORS.get_many(sensor_ids, _load_sensors)
+
+
+def _load_sensors(sensor_ids: list[int]) -> dict[int, SensorRow]:
     with binary_cursor() as cursor:
         cursor.execute(_SENSORS, [sensor_ids])
         return {row.sensor_id: row for row in cursor.fetchall(row=SensorRow)}
