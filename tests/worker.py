@@ -79,6 +79,31 @@ def celery_app_on(redis_url: str) -> Iterator[Celery]:
         app.close()
 
 
+@contextmanager
+def private_worker(tmp_path: Path, **start: Any) -> Iterator[CeleryWorker]:
+    """A worker on a Redis server of its own (started here in `tmp_path`), whose app is the current one while it
+    runs, so the test's own publishes go to it too; `start`: CeleryWorker.start's options (env, include, ...)."""
+    from django.db import connection
+
+    from tests.services import PrivateRedis
+
+    server = PrivateRedis(tmp_path / "redis").start()
+    try:
+        with celery_app_on(server.url(0)) as app:
+            worker = CeleryWorker.start(
+                database_url=database_url(connection.settings_dict),
+                log_path=tmp_path / "worker.log",
+                app=app,
+                **start,
+            )
+            try:
+                yield worker
+            finally:
+                worker.stop()
+    finally:
+        server.stop()
+
+
 @dataclass
 class CeleryWorker:
     process: subprocess.Popen

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from tests.services import PrivateRedis
-from tests.worker import CeleryWorker, celery_app_on, database_url
+from tests.worker import CeleryWorker, private_worker
 from tests.workers import backend_pid
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -16,22 +15,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 @pytest.fixture
 def worker(tmp_path):
     """One pool process, so consecutive tasks run where the same connection would be, on a Redis of its own."""
-    server = PrivateRedis(tmp_path / "redis").start()
-    try:
-        with celery_app_on(server.url(0)) as app:
-            worker = CeleryWorker.start(
-                database_url=database_url(connection.settings_dict),
-                log_path=tmp_path / "worker.log",
-                app=app,
-                include=(backend_pid.__name__,),
-                concurrency=1,
-            )
-            try:
-                yield worker
-            finally:
-                worker.stop()
-    finally:
-        server.stop()
+    with private_worker(tmp_path, include=(backend_pid.__name__,), concurrency=1) as worker:
+        yield worker
 
 
 def _served_by(worker: CeleryWorker) -> int:

@@ -14,8 +14,7 @@ from apps.deadletters.services import deadletter_replay
 from apps.ingest.models import IngestBatch, Reading
 from apps.ingest.services import normalize_request
 from tests.ingest.helpers import post_readings
-from tests.services import PrivateRedis
-from tests.worker import CeleryWorker, celery_app_on, database_url
+from tests.worker import private_worker
 from tests.workers import stubborn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -33,22 +32,8 @@ LIMITS = {
 def limited_worker(tmp_path):
     """A worker whose tasks get a 1 s soft and a 3 s hard limit and two retries, on a private Redis that the
     test's own publishes go to as well."""
-    server = PrivateRedis(tmp_path / "redis").start()
-    try:
-        with celery_app_on(server.url(0)) as app:
-            worker = CeleryWorker.start(
-                database_url=database_url(connection.settings_dict),
-                log_path=tmp_path / "worker.log",
-                app=app,
-                env=LIMITS,
-                include=(stubborn.__name__,),
-            )
-            try:
-                yield worker
-            finally:
-                worker.stop()
-    finally:
-        server.stop()
+    with private_worker(tmp_path, env=LIMITS, include=(stubborn.__name__,)) as worker:
+        yield worker
 
 
 @pytest.fixture
