@@ -7,6 +7,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 
+from apps.core.model_fields import IdArrayField
 from apps.devices.models import Device, Sensor
 
 
@@ -103,7 +104,7 @@ class IngestBatch(models.Model):
     request_id = models.CharField(max_length=64, blank=True, default="")
     # What the batch stored, for threshold evaluation to read back (sensors and the time span of their
     # readings), and when that evaluation finished.
-    stored_sensor_ids = ArrayField(models.BigIntegerField(), default=list, blank=True, editable=False)
+    stored_sensor_ids = IdArrayField(models.BigIntegerField(), default=list, blank=True, editable=False)
     stored_ts_min = models.DateTimeField(null=True, blank=True, editable=False)
     stored_ts_max = models.DateTimeField(null=True, blank=True, editable=False)
     evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
