@@ -23,7 +23,10 @@ class BinaryCursor:
     The statements are written with %s like every other; each is run with %b instead. psycopg's %s lets it
     choose the format, and it chooses text for lists: 2,000 timestamps took 7.6 ms to format as an array
     literal against 0.5 ms in binary, 2,000 integers 1.1 against 0.4 ms (a batch binds several such lists).
-    A list of nothing but NULLs is still sent as text; the statements cast every array parameter."""
+    A list of nothing but NULLs is still sent as text; the statements cast every array parameter.
+
+    Errors are Django's (IntegrityError, OperationalError, ...), as from its own cursors: callers catch those,
+    and Django learns that the connection may be unusable."""
 
     def __init__(self, cursor: psycopg.Cursor) -> None:
         self.cursor = cursor
@@ -31,7 +34,8 @@ class BinaryCursor:
     def execute(self, sql: str, params: Sequence | Mapping) -> None:
         started = time.monotonic()
         try:
-            self.cursor.execute(_binary_placeholders(sql), params, binary=True)
+            with connection.wrap_database_errors:
+                self.cursor.execute(_binary_placeholders(sql), params, binary=True)
         finally:
             if connection.queries_logged:
                 connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
@@ -40,14 +44,20 @@ class BinaryCursor:
     def description(self):
         return self.cursor.description
 
+    def fetchone(self) -> tuple | None:
+        with connection.wrap_database_errors:
+            return self.cursor.fetchone()
+
     def fetchall(self, row: type | None = None) -> list:
         """The rows as tuples, or as `row` (a NamedTuple or dataclass) built from the columns by name, so a
         reader names what it reads instead of counting positions."""
         if row is None:
-            return self.cursor.fetchall()
+            with connection.wrap_database_errors:
+                return self.cursor.fetchall()
         self.cursor.row_factory = class_row(row)
         try:
-            return self.cursor.fetchall()
+            with connection.wrap_database_errors:
+                return self.cursor.fetchall()
         finally:
             self.cursor.row_factory = tuple_row
 
