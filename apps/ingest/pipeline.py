@@ -16,6 +16,7 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from apps.core.sql import binary_cursor
 from apps.core.tasks import EVALUATE_BATCH_TASK
 from apps.devices.connectivity import devices_seen
 from apps.ingest.adapters import to_epoch_us
@@ -104,6 +105,12 @@ CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (sensor_id bigint, ts_us bigint, v
 """
 _TS = "(timestamptz 'epoch' + {col} * interval '1 microsecond')"
 
+# pg_advisory_xact_lock key: held shared by every batch while it stores; deleting sensors takes it exclusively
+# (migration 0008's trigger on devices_sensor), so a sensor is never deleted between a batch seeing it and
+# the batch's readings being committed, which readings' missing foreign key would not notice.
+STORE_LOCK = 5_240_012
+# The readings, with the number of the batch's sensors (its distinct ids, the parameter) that exist: the
+# statement's snapshot is taken after the lock is held, so a sensor deleted before then is missing here.
 _INSERT_FROM_STAGE = f"""
 WITH inserted AS (
     INSERT INTO ingest_reading (sensor_id, ts, value)
@@ -111,7 +118,8 @@ WITH inserted AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 )
-SELECT count(*) FROM inserted
+SELECT (SELECT count(*) FROM inserted),
+       (SELECT count(*) FROM unnest(%s::bigint[]) AS wanted(id) JOIN devices_sensor s ON s.id = wanted.id)
 """
 # Late data never replaces a newer latest value; rows are taken in sensor order so that two batches
 # upserting the same sensors lock them in the same order and cannot deadlock.
@@ -177,8 +185,8 @@ def batch_process(*, batch_id: str, queue_evaluation: bool = True) -> BatchOutco
         try:
             outcome = _store_batch(batch_id, queue_evaluation=queue_evaluation)
         except IntegrityError:
-            # A sensor was deleted while this process still had it cached (its readings would break the
-            # foreign key), or a partition this process knew was dropped. Everything above rolled back; resolve
+            # A sensor was deleted while this process still had it cached (`_write` counts the batch's
+            # sensors that exist), or a partition this process knew was dropped. Everything above rolled back; resolve
             # afresh and go again.
             clear_cache()
             partitions_forget()
@@ -366,27 +374,31 @@ def store_readings(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchO
             values.append(value)
 
     if sensor_ids:
-        stored = _write(sensor_ids, timestamps, values)
+        outcome.sensor_ids = sorted(set(sensor_ids))
+        stored = _write(sensor_ids, timestamps, values, outcome.sensor_ids)
         outcome.stored = stored
         outcome.duplicates += len(sensor_ids) - stored
-        outcome.sensor_ids = sorted(set(sensor_ids))
         outcome.ts_min_us, outcome.ts_max_us = min(timestamps), max(timestamps)
     outcome.sequence_gaps = _touch_devices(normalized, devices, fresh_groups, batch)
     return outcome
 
 
-def _write(sensor_ids: list[int], timestamps: list[int], values: list[float]) -> int:
+def _write(sensor_ids: list[int], timestamps: list[int], values: list[float], distinct_ids: list[int]) -> int:
     partitions_ensure_for(timestamps)
     with connection.cursor() as cursor:
-        cursor.execute(_CREATE_STAGE)
-        # Normally empty (ON COMMIT DELETE ROWS); not so when a caller runs several batches in one outer
-        # transaction, whose earlier batch's rows would otherwise be inserted again.
-        cursor.execute(f"DELETE FROM {STAGE_TABLE}")
+        # One round trip: the staging table (normally empty, ON COMMIT DELETE ROWS; not so when a caller runs
+        # several batches in one outer transaction, whose earlier batch's rows would be inserted again) and the
+        # store lock.
+        cursor.execute(f"{_CREATE_STAGE}; DELETE FROM {STAGE_TABLE}; SELECT pg_advisory_xact_lock_shared({STORE_LOCK})")
         with cursor.cursor.copy(f"COPY {STAGE_TABLE} (sensor_id, ts_us, value) FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(_binary_copy(sensor_ids, timestamps, values))
-        cursor.execute(_INSERT_FROM_STAGE)
-        stored = cursor.fetchone()[0]
-        cursor.execute(_LATEST_FROM_STAGE)
+    with binary_cursor() as cursor:
+        cursor.execute(_INSERT_FROM_STAGE, [distinct_ids])
+        stored, present = cursor.fetchone()
+        if present != len(distinct_ids):
+            # A sensor was deleted while this process still had it cached: roll back, resolve afresh.
+            raise IntegrityError(f"{len(distinct_ids) - present} of the batch's sensors no longer exist")
+        cursor.execute(_LATEST_FROM_STAGE, [])
         return stored
 
 

@@ -55,7 +55,7 @@ def test_partitions_are_utc_days_made_ahead(fresh_partitions):
     assert partitions_ensure_ahead(days=2, now=now) == []
 
 
-def test_each_partition_has_the_key_the_brin_index_and_the_foreign_key(fresh_partitions):
+def test_each_partition_has_the_key_and_the_brin_index_and_no_foreign_key(fresh_partitions):
     partitions_ensure_ahead(days=0, now=datetime(2031, 5, 1, tzinfo=UTC))
 
     with connection.cursor() as cursor:
@@ -73,7 +73,7 @@ def test_each_partition_has_the_key_the_brin_index_and_the_foreign_key(fresh_par
 
     assert any("UNIQUE INDEX" in index and "btree (sensor_id, ts)" in index for index in indexes), indexes
     assert any("USING brin (ts)" in index and "pages_per_range='32'" in index for index in indexes), indexes
-    assert foreign_keys == ["FOREIGN KEY (sensor_id) REFERENCES devices_sensor(id) ON DELETE CASCADE"]
+    assert foreign_keys == []  # sensors' deletion deletes their readings by trigger (migration 0008)
     assert key_options == ["fillfactor=100"]
 
 
@@ -152,7 +152,7 @@ def test_the_store_step_finds_a_partition_for_any_timestamp_postgresql_can_hold(
     timestamps = [to_epoch_us(moment) for moment in moments]
 
     with transaction.atomic():
-        stored = pipeline._write([sensor.pk] * 3, timestamps, [50.0] * 3)
+        stored = pipeline._write([sensor.pk] * 3, timestamps, [50.0] * 3, [sensor.pk])
 
     assert stored == 3
     assert [ts for ts, _ in stored_values(sensor)] == [_iso(moment) for moment in moments]
