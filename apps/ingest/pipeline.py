@@ -24,6 +24,7 @@ from apps.ingest.models import IngestBatch
 from apps.ingest.partitions import partitions_ensure_for, partitions_forget
 from apps.ingest.payload import NormalizedBatch, describe_ref
 from apps.ingest.resolution import ResolvedDevice, ResolvedSensor, clear_cache, resolve_refs
+from apps.ingest.sensor_deletion import lock_for_storing
 from apps.ingest.text import printable
 from apps.operations import metrics
 
@@ -105,12 +106,9 @@ CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} (sensor_id bigint, ts_us bigint, v
 """
 _TS = "(timestamptz 'epoch' + {col} * interval '1 microsecond')"
 
-# pg_advisory_xact_lock key: held shared by every batch while it stores; deleting sensors takes it exclusively
-# (migration 0008's trigger on devices_sensor), so a sensor is never deleted between a batch seeing it and
-# the batch's readings being committed, which readings' missing foreign key would not notice.
-STORE_LOCK = 5_240_012
 # The readings, with the number of the batch's sensors (its distinct ids, the parameter) that exist: the
-# statement's snapshot is taken after the lock is held, so a sensor deleted before then is missing here.
+# statement's snapshot is taken after the store lock is held (apps/ingest/sensor_deletion.py), so a sensor
+# whose deletion committed before then is missing here, and one deleted later has its readings deleted then.
 _INSERT_FROM_STAGE = f"""
 WITH inserted AS (
     INSERT INTO ingest_reading (sensor_id, ts, value)
@@ -220,6 +218,8 @@ def _count(outcome: BatchOutcome, *, seconds: float) -> None:
 def _store_batch(batch_id: str, *, queue_evaluation: bool, refused: Exception | None = None) -> BatchOutcome | None:
     """Store the batch in one transaction; `refused`: the error of a first attempt, to isolate its cause."""
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            lock_for_storing(cursor)  # before any row is locked: apps/ingest/sensor_deletion.py
         batch = IngestBatch.objects.select_for_update().filter(pk=batch_id).first()
         if batch is None or batch.status == IngestBatch.Status.DONE:
             return None
@@ -386,10 +386,9 @@ def store_readings(normalized: NormalizedBatch, *, batch: IngestBatch) -> BatchO
 def _write(sensor_ids: list[int], timestamps: list[int], values: list[float], distinct_ids: list[int]) -> int:
     partitions_ensure_for(timestamps)
     with connection.cursor() as cursor:
-        # One round trip: the staging table (normally empty, ON COMMIT DELETE ROWS; not so when a caller runs
-        # several batches in one outer transaction, whose earlier batch's rows would be inserted again) and the
-        # store lock.
-        cursor.execute(f"{_CREATE_STAGE}; DELETE FROM {STAGE_TABLE}; SELECT pg_advisory_xact_lock_shared({STORE_LOCK})")
+        # One round trip: the staging table, normally empty (ON COMMIT DELETE ROWS), not so when a caller runs
+        # several batches in one outer transaction, whose earlier batch's rows would be inserted again.
+        cursor.execute(f"{_CREATE_STAGE}; DELETE FROM {STAGE_TABLE}")
         with cursor.cursor.copy(f"COPY {STAGE_TABLE} (sensor_id, ts_us, value) FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(_binary_copy(sensor_ids, timestamps, values))
     with binary_cursor() as cursor:

@@ -3,7 +3,8 @@ cost of the store step's INSERT. What it guaranteed is kept another way (apps/in
 
 - a batch holds a shared advisory lock (key 5_240_012) while it stores, and its INSERT counts the batch's
   sensors that still exist, in the same statement, after the lock is held: a sensor deleted before that is
-  seen, and the batch is resolved afresh;
+  seen, and the batch is resolved afresh (deletions through the ORM take the lock earlier, in a pre_delete
+  signal: apps/ingest/sensor_deletion.py);
 - deleting sensors (the ORM, SQL, a cascade from their device) fires a statement trigger that deletes their
   readings, then takes the lock exclusively, which waits for the batches still storing, and deletes what they
   stored for those sensors. Batches that start later wait for the deleting transaction, then find the
