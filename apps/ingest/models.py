@@ -16,7 +16,7 @@ class Reading(models.Model):
 
     There is no foreign key to sensors: its check on every inserted reading was half the cost of storing them.
     The store step counts the batch's sensors that exist under an advisory lock, and deleting sensors deletes
-    their readings in the database, by a trigger that waits for the batches storing (migration 0008).
+    their readings (apps/ingest/sensor_deletion.py, and migration 0008's trigger for plain SQL).
     """
 
     pk = models.CompositePrimaryKey("sensor_id", "ts")

@@ -184,8 +184,8 @@ def batch_process(*, batch_id: str, queue_evaluation: bool = True) -> BatchOutco
             outcome = _store_batch(batch_id, queue_evaluation=queue_evaluation)
         except IntegrityError:
             # A sensor was deleted while this process still had it cached (`_write` counts the batch's
-            # sensors that exist), or a partition this process knew was dropped. Everything above rolled back; resolve
-            # afresh and go again.
+            # sensors that exist), or a partition this process knew was dropped. Everything above rolled
+            # back; resolve afresh and go again.
             clear_cache()
             partitions_forget()
             outcome = _store_batch(batch_id, queue_evaluation=queue_evaluation)

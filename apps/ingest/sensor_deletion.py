@@ -29,6 +29,9 @@ SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_b
                   AND granted)
 """
 
+# "= ANY (array)" is an index condition on every partition's key.
+_DELETE_READINGS = "DELETE FROM ingest_reading WHERE sensor_id = ANY (%s::bigint[])"
+
 
 def lock_for_storing(cursor) -> None:
     """Take the store lock shared, for the rest of the transaction: the store step's first statement."""
@@ -40,12 +43,11 @@ def sensor_pre_delete(sender, instance: Sensor, using: str, origin=None, **_kwar
     the store lock exclusively; the others find it held and delete what is left of their own."""
     with connections[using].cursor() as cursor:
         cursor.execute(_HOLDS_EXCLUSIVE, [STORE_LOCK])
-        if cursor.fetchone()[0]:
-            cursor.execute("DELETE FROM ingest_reading WHERE sensor_id = %s", [instance.pk])
-            return
-        sensor_ids = sorted({instance.pk, *_sensors_of(origin, using)})
-        cursor.execute("DELETE FROM ingest_reading WHERE sensor_id IN (SELECT unnest(%s::bigint[]))", [sensor_ids])
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [STORE_LOCK])
+        held = cursor.fetchone()[0]
+        sensor_ids = [instance.pk] if held else sorted({instance.pk, *_sensors_of(origin, using)})
+        cursor.execute(_DELETE_READINGS, [sensor_ids])
+        if not held:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [STORE_LOCK])
 
 
 def _sensors_of(origin, using: str) -> list[int]:

@@ -1,7 +1,7 @@
 """Readings without a foreign key to sensors: the key's check ran for every inserted reading and was half the
-cost of the store step's INSERT. What it guaranteed is kept another way (apps/ingest/pipeline.py, `_write`):
+cost of the store step's INSERT. What it guaranteed is kept another way (apps/ingest/sensor_deletion.py):
 
-- a batch holds a shared advisory lock (key 5_240_012) while it stores, and its INSERT counts the batch's
+- a batch holds a shared advisory lock (key 5_240_012) from its first statement, and its INSERT counts the batch's
   sensors that still exist, in the same statement, after the lock is held: a sensor deleted before that is
   seen, and the batch is resolved afresh (deletions through the ORM take the lock earlier, in a pre_delete
   signal: apps/ingest/sensor_deletion.py);
@@ -41,15 +41,11 @@ FORWARD = [
     """,
     f"""
     CREATE FUNCTION ingest_readings_of_deleted_sensors() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE gone_id bigint;
     BEGIN
-        FOR gone_id IN SELECT id FROM gone LOOP
-            DELETE FROM {TABLE} WHERE sensor_id = gone_id;
-        END LOOP;
+        -- "= ANY (array)": an index condition on every partition's key, whatever the planner thinks of `gone`.
+        DELETE FROM {TABLE} WHERE sensor_id = ANY (ARRAY(SELECT id FROM gone));
         PERFORM pg_advisory_xact_lock({LOCK});
-        FOR gone_id IN SELECT id FROM gone LOOP
-            DELETE FROM {TABLE} WHERE sensor_id = gone_id;
-        END LOOP;
+        DELETE FROM {TABLE} WHERE sensor_id = ANY (ARRAY(SELECT id FROM gone));
         RETURN NULL;
     END $$
     """,
